@@ -1,0 +1,104 @@
+// Package transform reshapes JSON bodies for the apps behind the relay.
+//
+// A destination can carry a Go text/template that turns the normalized event
+// into the body that app wants, and a synchronous (DEUNA-style) webhook can
+// carry a response_template over {"result": <merchant reply>, "request":
+// <original request>}. Templates run over JSON decoded with DecodeJSON
+// (objects are map[string]any, arrays []any, numbers json.Number so that big
+// integers survive), and their output must be one valid JSON value: Render
+// validates it and returns it compacted. Select then keeps only the listed
+// dotted paths of a body (DEUNA's fields / custom_fields).
+//
+// The package uses the standard library only and knows nothing of Caddy.
+//
+// # Functions
+//
+// Besides text/template's builtins (and, or, not, eq, ne, lt, le, gt, ge,
+// len, print, printf, slice, ...), templates have these functions; Funcs
+// returns them. The examples run over a normalized Aveonline event.
+//
+// json marshals a value as JSON: the safe way to emit a string (quotes,
+// backslashes and newlines are escaped) and the way to emit an object, an
+// array, a number or null. HTML characters are not escaped.
+//
+//	"notes": {{ json .data.notes }}            → "notes": "dice \"urgente\"\n"
+//	"status": {{ json .data.status }}          → "status": {"at":"...","code":"4","name":"EN ENTREGA"}
+//
+// default returns its first argument when the second is nil, an empty
+// string, or an empty array or object; otherwise the second. false and 0 are
+// values, not empty. A field path in its arguments may be missing (see below).
+//
+//	"code": {{ json (default "none" .data.incident.code) }}   → "code": "none" when there is no incident
+//	{{ .data.notes | default "sin notas" }}
+//
+// upper and lower change the case of a string (or of a number's or a bool's
+// text). A null is an error.
+//
+//	"estado": "{{ upper .data.status.name }}"  → "estado": "EN ENTREGA"
+//	"origen": "{{ lower .source }}"           → "origen": "aveonline"
+//
+// date formats a time with a Go layout in an IANA time zone ("" and "UTC"
+// mean UTC). The time is an RFC 3339 string (with or without fractional
+// seconds) or a time.Time.
+//
+//	"dia": "{{ date "2006-01-02" "America/Bogota" .received_at }}"  → "dia": "2026-11-22"
+//
+// dict builds an object from key/value pairs (keys are strings); list builds
+// an array. Both are meant to be passed to json.
+//
+//	{{ json (dict "guia" .data.shipment_id "estado" .data.status.code) }}  → {"estado":"4","guia":"consecutivo123"}
+//	{{ json (list .data.status.code "x") }}                               → ["4","x"]
+//
+// index looks a value up by keys. Each string key is a dotted path whose
+// segments are object keys or, on arrays, decimal indexes; an integer key
+// indexes an array. A missing path (absent key, index out of range, or a step
+// into a scalar or null) gives nil instead of an error, so index is the way
+// to read optional fields. This replaces text/template's builtin index.
+//
+//	{{ json (index . "data.incident.code") }}  → null when there is no incident
+//	{{ index . "items.0.sku" }}, {{ index .items 0 "sku" }}
+//
+// # Missing keys, nulls and objects
+//
+// Templates are parsed with missingkey=error: a field path such as
+// {{ .data.incident.code }} that runs into a missing key fails the render with
+// an error naming the key, rather than printing "<no value>" into the body.
+// Likewise an action that would print null, an object or an array is an
+// error (text/template would print "<no value>" or Go's map syntax); pass
+// such values through json.
+//
+// Optional fields are read in these places, where a field path that runs
+// into a missing key or a null yields nil instead of failing:
+//   - the arguments of default, and, or and not, and a field path piped into
+//     one of them ({{ .data.notes | default "" }});
+//   - a condition of if, with and range that is a single field path
+//     ({{ with .data.incident }}...{{ end }}, {{ if .data.replacement }});
+//   - index, anywhere.
+//
+// Field paths elsewhere (printed, or passed to json, upper, date, eq, ...)
+// are required.
+//
+// Numbers are json.Number, whose kind is string: print them as they are
+// ({{ .data.proof_of_delivery.bytes }}), and compare them as text
+// ({{ if eq .result.code "200" }}). Object keys that contain a dot cannot be
+// reached by a dotted path.
+//
+// # Failures
+//
+// Parse refuses a template that does not parse, or that calls itself
+// through {{ template }} (text/template would only stop it 100000 calls
+// deep), with a *ParseError naming the template and the line. Render returns a *RenderError for anything that
+// goes wrong while rendering: a missing required key, a function error, an
+// output that is not valid JSON (the reason gives the byte offset and a short
+// excerpt of the output), an output larger than MaxOutput, or a panic. For
+// the relay these are permanent failures of that one message. Check renders
+// over a sample at load, so that a broken template refuses the config.
+//
+// Templates come from the configuration and are trusted: MaxOutput bounds
+// memory, but a template can still loop for a long time ({{ range 1000000000000 }}
+// without output). Values interpolated inside a JSON string literal without
+// json ("{{ .x }}") break the output when they contain a quote or a newline;
+// the render then fails with an invalid-JSON reason.
+//
+// A Template is safe for concurrent use.
+package transform
