@@ -1,0 +1,144 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DeadLetter describes one dead-lettered delivery. It never holds a
+// response body or a credential; Event is the stored event JSON.
+type DeadLetter struct {
+	Seq         uint64    `json:"seq"`
+	EventID     string    `json:"event_id"`
+	Destination string    `json:"destination"`
+	Attempts    int       `json:"attempts"`
+	FirstSeen   time.Time `json:"first_seen"`
+	DeadAt      time.Time `json:"dead_at"`
+	LastStatus  int       `json:"last_status"`
+	LastError   string    `json:"last_error"`
+	Reason      string    `json:"reason"`
+	Event       []byte    `json:"-"`
+}
+
+func deadLetterFromMsg(m *jetstream.RawStreamMsg) DeadLetter {
+	h := m.Header
+	dl := DeadLetter{
+		Seq:         m.Sequence,
+		EventID:     h.Get(HeaderEvent),
+		Destination: h.Get(HeaderDestination),
+		Attempts:    headerInt(h, HeaderAttempts),
+		LastStatus:  headerInt(h, HeaderLastStatus),
+		LastError:   h.Get(HeaderLastError),
+		Reason:      h.Get(HeaderReason),
+		Event:       m.Data,
+	}
+	dl.FirstSeen, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderFirstSeen))
+	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderDeadAt))
+	return dl
+}
+
+func deadSubject(dest string) string {
+	if dest == "" {
+		return subjectDead + ">"
+	}
+	return subjectDead + dest
+}
+
+// DeadLetters lists up to limit dead letters of a destination ("" for
+// all) from stream sequence after (exclusive), oldest first. It returns
+// the sequence to pass as after for the next page, or 0 at the end.
+func (e *Engine) DeadLetters(ctx context.Context, dest string, after uint64, limit int) ([]DeadLetter, uint64, error) {
+	if dest != "" && !ValidName(dest) {
+		return nil, 0, fmt.Errorf("invalid destination name %q", dest)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	s, err := e.q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return nil, 0, err
+	}
+	subj := deadSubject(dest)
+	var out []DeadLetter
+	seq := after + 1
+	for len(out) < limit {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, 0, nil
+		}
+		if err != nil {
+			return out, 0, err
+		}
+		out = append(out, deadLetterFromMsg(m))
+		seq = m.Sequence + 1
+	}
+	return out, seq - 1, nil
+}
+
+// DeadLetterCount returns how many dead letters a destination ("" for all)
+// has.
+func (e *Engine) DeadLetterCount(ctx context.Context, dest string) (uint64, error) {
+	s, err := e.q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(deadSubject(dest)))
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
+}
+
+// Replay moves dead letters back to their destination's queue with a
+// fresh retry budget (attempts 0, first seen now) and deletes them from
+// the dead-letter stream. It returns how many were requeued.
+func (e *Engine) Replay(ctx context.Context, seqs []uint64) (int, error) {
+	s, err := e.q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, seq := range seqs {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		dl := deadLetterFromMsg(m)
+		if !ValidName(dl.Destination) {
+			continue
+		}
+		out := &nats.Msg{
+			Subject: outSubject(dl.Destination),
+			Header: nats.Header{
+				// A replay is a new delivery: its own id, so the
+				// dedupe window does not drop it.
+				jetstream.MsgIDHeader: {dl.EventID + "." + dl.Destination + ".replay." + strconv.FormatUint(seq, 10)},
+				HeaderEvent:           {dl.EventID},
+				HeaderFirstSeen:       {time.Now().UTC().Format(time.RFC3339Nano)},
+				HeaderAttempts:        {"0"},
+			},
+			Data: m.Data,
+		}
+		if _, err := e.q.js.PublishMsg(ctx, out); err != nil {
+			return n, err
+		}
+		if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,99 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Authorizer sets credentials on outbound deliveries. The authcache
+// package provides OAuth client-credentials and API-key authorizers.
+type Authorizer interface {
+	// Authorize sets the credentials on a delivery request.
+	Authorize(ctx context.Context, req *http.Request) error
+	// Reject reports that the destination answered 401 to req; it returns
+	// true when one more try with a fresh credential may help.
+	Reject(req *http.Request) bool
+}
+
+// Destination is one place events are delivered to, with everything a
+// delivery needs. Its settings can change on a config reload while
+// messages wait: they are read at each attempt, by name.
+type Destination struct {
+	// Name identifies the destination: its subject, consumer and metrics
+	// label. See ValidName.
+	Name string
+	// URL receives a POST per event.
+	URL string
+	// Header is added to every delivery.
+	Header http.Header
+	// Query parameters are added to URL on every delivery.
+	Query url.Values
+	// Timeout bounds one attempt, including the token fetch; 0 means 30s.
+	Timeout time.Duration
+	// Signer, when set, adds a Standard Webhooks webhook-signature.
+	Signer *Signer
+	// Auth, when set, adds credentials to every delivery.
+	Auth Authorizer
+	// Transform, when set, turns the stored event JSON into the delivered
+	// body. An error is a permanent failure for that message.
+	Transform func(event []byte) ([]byte, error)
+	// Retry is the destination's route's retry policy.
+	Retry RetryPolicy
+	// Workers is how many deliveries run at once; 0 means 16.
+	Workers int
+	// MaxPending is the most messages handed out and not yet acknowledged
+	// (including those waiting for a short retry); 0 means 1000.
+	MaxPending int
+
+	// parsed is URL with Query merged in.
+	parsed *url.URL
+}
+
+func (d *Destination) validate() error {
+	if !ValidName(d.Name) {
+		return fmt.Errorf("destination name %q: use 1 to 64 of A-Z a-z 0-9 _ -", d.Name)
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("destination %s: URL must be absolute http(s)", d.Name)
+	}
+	if d.Timeout < 0 || d.Workers < 0 || d.MaxPending < 0 {
+		return errors.New("destination " + d.Name + ": timeout, workers and max pending cannot be negative")
+	}
+	for _, s := range d.Retry.Schedule {
+		if s <= 0 {
+			return fmt.Errorf("destination %s: retry delays must be positive", d.Name)
+		}
+	}
+	return nil
+}
+
+func (d *Destination) withDefaults() *Destination {
+	c := *d
+	if c.Timeout == 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.Workers == 0 {
+		c.Workers = 16
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 1000
+	}
+	c.Retry = c.Retry.withDefaults()
+	u, _ := url.Parse(c.URL)
+	if len(c.Query) > 0 {
+		q := u.Query()
+		for k, vs := range c.Query {
+			for _, v := range vs {
+				q.Add(k, v)
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	c.parsed = u
+	return &c
+}

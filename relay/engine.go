@@ -1,0 +1,273 @@
+// Package relay is hookrelay's engine, free of Caddy: the durable queue
+// (NATS JetStream, embedded or clustered), the delivery workers, retry
+// policy, dead letters and outbound signing.
+//
+// One message is stored per (event, destination) on the subject
+// hookrelay.out.<destination> of a work-queue stream. Each destination has
+// one durable pull consumer and its own pool of workers, so a slow or dead
+// destination never holds others back. A failed attempt is retried on the
+// destination's schedule: short delays with NakWithDelay, long ones by
+// acknowledging the message and re-publishing it as a scheduled message,
+// so that thousands of waiting retries do not sit in a consumer's pending
+// set. Exhausted or permanently failed messages move to a dead-letter
+// stream with their last status and error.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/relay/event"
+)
+
+// HeaderEvent carries the event id on stored messages; it is the
+// webhook-id of every attempt.
+const HeaderEvent = "Hookrelay-Event"
+
+// ErrUnavailable is returned by Enqueue when the queue cannot store the
+// events; the sender should retry.
+var ErrUnavailable = errors.New("the queue cannot store the event right now")
+
+// Options configures an Engine.
+type Options struct {
+	Storage Storage
+	// Logger receives the engine's logs; nil means no logs.
+	Logger *zap.Logger
+	// HTTPClient sends deliveries; nil means a client that follows no
+	// redirects. Per-attempt timeouts come from each Destination.
+	HTTPClient *http.Client
+	// NakMaxDelay is the longest retry delay kept in the consumer with
+	// NakWithDelay; longer delays are re-published as scheduled messages.
+	// 0 means 2 minutes.
+	NakMaxDelay time.Duration
+}
+
+// Engine owns the queue connection and the delivery workers. It outlives
+// configuration reloads: configurations register their destinations with
+// Apply and withdraw them with Release.
+type Engine struct {
+	q      *queue
+	log    *zap.Logger
+	client *http.Client
+	nakMax time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	owners  []ownerSet
+	workers map[string]*destWorker
+	closed  bool
+}
+
+type ownerSet struct {
+	owner any
+	dests map[string]*Destination
+}
+
+// Open starts (embedded) or connects to (external) the queue, ensures its
+// streams, and returns an engine with no destinations yet.
+func Open(opts Options) (*Engine, error) {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	q, err := openQueue(ctx, opts.Storage, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = defaultClient()
+	}
+	nakMax := opts.NakMaxDelay
+	if nakMax <= 0 {
+		nakMax = 2 * time.Minute
+	}
+	return &Engine{
+		q:       q,
+		log:     log,
+		client:  client,
+		nakMax:  nakMax,
+		ctx:     ctx,
+		cancel:  cancel,
+		workers: make(map[string]*destWorker),
+	}, nil
+}
+
+func defaultClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 1024
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// Storage returns the storage the engine was opened with, defaults
+// applied.
+func (e *Engine) Storage() Storage { return e.q.storage }
+
+// Close stops every worker, letting attempts in flight finish, and shuts
+// the queue down.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	workers := e.workers
+	e.workers = map[string]*destWorker{}
+	e.mu.Unlock()
+	for _, w := range workers {
+		w.stop()
+	}
+	e.cancel()
+	e.q.close()
+	return nil
+}
+
+// Apply registers a configuration's destinations under owner. The most
+// recently applied owner's set is the one that runs; releasing it falls
+// back to the previous one, so a configuration that fails to start does
+// not leave its settings behind. Destination names must be unique.
+func (e *Engine) Apply(owner any, dests []*Destination) error {
+	set := make(map[string]*Destination, len(dests))
+	for _, d := range dests {
+		if err := d.validate(); err != nil {
+			return err
+		}
+		if _, dup := set[d.Name]; dup {
+			return fmt.Errorf("destination %q is defined twice", d.Name)
+		}
+		set[d.Name] = d.withDefaults()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("relay engine is closed")
+	}
+	e.owners = deleteOwner(e.owners, owner)
+	e.owners = append(e.owners, ownerSet{owner: owner, dests: set})
+	e.reconcileLocked()
+	return nil
+}
+
+// Release withdraws an owner's destinations.
+func (e *Engine) Release(owner any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.owners = deleteOwner(e.owners, owner)
+	if !e.closed {
+		e.reconcileLocked()
+	}
+}
+
+func deleteOwner(s []ownerSet, owner any) []ownerSet {
+	out := s[:0]
+	for _, o := range s {
+		if o.owner != owner {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// reconcileLocked makes the running workers match the active set.
+func (e *Engine) reconcileLocked() {
+	var active map[string]*Destination
+	if n := len(e.owners); n > 0 {
+		active = e.owners[n-1].dests
+	}
+	for name, w := range e.workers {
+		d, ok := active[name]
+		if !ok || d.Workers != w.cfg().Workers || d.MaxPending != w.cfg().MaxPending {
+			w.stop()
+			delete(e.workers, name)
+			continue
+		}
+		w.setCfg(d)
+	}
+	for name, d := range active {
+		if _, ok := e.workers[name]; ok {
+			continue
+		}
+		w := newDestWorker(e, d)
+		e.workers[name] = w
+		w.start()
+	}
+}
+
+// Destinations returns the names of the running destinations.
+func (e *Engine) Destinations() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	names := make([]string, 0, len(e.workers))
+	for n := range e.workers {
+		names = append(names, n)
+	}
+	return names
+}
+
+// Enqueue stores one message per (event, destination) and returns once
+// JetStream acknowledged every one of them. On error some may have been
+// stored; a resend of the same events is deduplicated by message id
+// within the dedupe window, so the sender's retry is safe.
+func (e *Engine) Enqueue(ctx context.Context, events []event.Event, dests []string) error {
+	if len(events) == 0 || len(dests) == 0 {
+		return nil
+	}
+	if !e.q.nc.IsConnected() {
+		return ErrUnavailable
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	futures := make([]jetstream.PubAckFuture, 0, len(events)*len(dests))
+	for i := range events {
+		body, err := json.Marshal(&events[i])
+		if err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
+		for _, dest := range dests {
+			m := &nats.Msg{
+				Subject: outSubject(dest),
+				Header: nats.Header{
+					jetstream.MsgIDHeader: {events[i].ID + "." + dest},
+					HeaderEvent:           {events[i].ID},
+					HeaderFirstSeen:       {now},
+					HeaderAttempts:        {"0"},
+				},
+				Data: body,
+			}
+			f, err := e.q.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second))
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			}
+			futures = append(futures, f)
+		}
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+	return nil
+}

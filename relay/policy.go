@@ -1,0 +1,157 @@
+package relay
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// DefaultSchedule is Falabella Seller Center's retry schedule: the delay
+// after the 1st, 2nd, ... failed attempt. The last step repeats.
+var DefaultSchedule = []time.Duration{
+	time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 24 * time.Hour,
+}
+
+// DefaultMaxAge is how long an event is retried before it is dead-lettered.
+const DefaultMaxAge = 30 * 24 * time.Hour
+
+// RetryPolicy says when a failed delivery is tried again.
+type RetryPolicy struct {
+	// Schedule is the delay after each failed attempt; the last step
+	// repeats. Empty means DefaultSchedule.
+	Schedule []time.Duration
+	// MaxAge is how long after an event was first stored it may still be
+	// retried; 0 means DefaultMaxAge.
+	MaxAge time.Duration
+	// RetryOn4xx retries 4xx answers other than 408, 410, 425 and 429
+	// instead of dead-lettering them at once.
+	RetryOn4xx bool
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if len(p.Schedule) == 0 {
+		p.Schedule = DefaultSchedule
+	}
+	if p.MaxAge <= 0 {
+		p.MaxAge = DefaultMaxAge
+	}
+	return p
+}
+
+// Delay is the scheduled wait after the n-th failed attempt (n >= 1),
+// before jitter.
+func (p RetryPolicy) Delay(n int) time.Duration {
+	s := p.withDefaults().Schedule
+	if n < 1 {
+		n = 1
+	}
+	if n > len(s) {
+		n = len(s)
+	}
+	return s[n-1]
+}
+
+// jitter adds up to 10% to d, so that retries of a burst spread out; it
+// never shortens the scheduled delay.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+// Outcome is how one delivery attempt ended.
+type Outcome int
+
+const (
+	// Delivered: the destination answered 2xx.
+	Delivered Outcome = iota
+	// Retry: a transient failure; try again later.
+	Retry
+	// Dead: a permanent failure; dead-letter now.
+	Dead
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case Retry:
+		return "retry"
+	default:
+		return "dead_letter"
+	}
+}
+
+// classify maps an HTTP status to an outcome. A status of 0 means no
+// answer (connection error, timeout) and is retried.
+func (p RetryPolicy) classify(status int) Outcome {
+	switch {
+	case status >= 200 && status < 300:
+		return Delivered
+	case status == 0, status == http.StatusRequestTimeout, status == http.StatusTooEarly,
+		status == http.StatusTooManyRequests, status >= 500:
+		return Retry
+	case status == http.StatusGone:
+		return Dead
+	case status >= 400 && status < 500:
+		if p.RetryOn4xx {
+			return Retry
+		}
+		return Dead
+	default:
+		// 1xx or 3xx: redirects are not followed; a failure, retried.
+		return Retry
+	}
+}
+
+// parseRetryAfter reads a Retry-After header: delta-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > 365*24*3600 {
+			secs = 365 * 24 * 3600
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// nextDelay decides the wait before the next attempt after the n-th
+// failure of an event first stored at firstSeen. It reports false when the
+// event must leave the retry queue because it reached its max age.
+// A Retry-After (already parsed, ok=true) is a floor, capped by the
+// remaining age.
+func (p RetryPolicy) nextDelay(n int, firstSeen, now time.Time, retryAfter time.Duration, hasRetryAfter bool) (time.Duration, bool) {
+	p = p.withDefaults()
+	remaining := firstSeen.Add(p.MaxAge).Sub(now)
+	if remaining <= 0 {
+		return 0, false
+	}
+	d := jitter(p.Delay(n))
+	if hasRetryAfter && retryAfter > d {
+		d = retryAfter
+		if d > remaining {
+			d = remaining
+		}
+		return d, true
+	}
+	if d > remaining {
+		return 0, false
+	}
+	return d, true
+}

@@ -1,0 +1,311 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// Stream and subject names. One work-queue stream carries every pending
+// delivery on a subject per destination; a second stream keeps dead letters.
+const (
+	StreamOut       = "HOOKRELAY_OUT"
+	StreamDead      = "HOOKRELAY_DLQ"
+	subjectOut      = "hookrelay.out."
+	subjectSchedule = "hookrelay.sched."
+	subjectDead     = "hookrelay.dlq."
+	consumerPrefix  = "hr_"
+)
+
+// Message headers hookrelay sets on stored messages.
+const (
+	HeaderAttempts    = "Hookrelay-Attempts"
+	HeaderFirstSeen   = "Hookrelay-First-Seen"
+	HeaderDestination = "Hookrelay-Destination"
+	HeaderLastStatus  = "Hookrelay-Last-Status"
+	HeaderLastError   = "Hookrelay-Last-Error"
+	HeaderDeadAt      = "Hookrelay-Dead-At"
+	HeaderReason      = "Hookrelay-Reason"
+)
+
+// Storage says where the queue lives.
+type Storage struct {
+	// URLs of an existing NATS cluster. Empty means embedded: a JetStream
+	// server runs inside the process, reached over an in-process
+	// connection, with no port opened.
+	URLs []string
+	// Dir is the embedded server's store directory.
+	Dir string
+	// Credentials is a NATS credentials file for URLs.
+	Credentials string
+	// Replicas of each stream on a cluster; 0 means 3 for a cluster, 1
+	// embedded.
+	Replicas int
+	// SyncAlways makes the embedded server fsync every write before it
+	// acknowledges it.
+	SyncAlways bool
+	// SyncInterval is how often the embedded server fsyncs when SyncAlways
+	// is false; 0 means 1s.
+	SyncInterval time.Duration
+	// DedupeWindow is how long a message id is remembered to drop resends;
+	// 0 means 24h.
+	DedupeWindow time.Duration
+	// DeadLetterRetention is how long dead letters are kept; 0 means 30
+	// days.
+	DeadLetterRetention time.Duration
+}
+
+// Embedded reports whether the storage is the embedded server.
+func (s Storage) Embedded() bool { return len(s.URLs) == 0 }
+
+// Key identifies the store: two configurations with the same key share
+// one queue.
+func (s Storage) Key() string {
+	if s.Embedded() {
+		return "embedded:" + s.Dir
+	}
+	return "nats:" + strings.Join(s.URLs, ",")
+}
+
+func (s Storage) withDefaults() Storage {
+	if s.Replicas <= 0 {
+		s.Replicas = 1
+		if !s.Embedded() {
+			s.Replicas = 3
+		}
+	}
+	if s.SyncInterval <= 0 {
+		s.SyncInterval = time.Second
+	}
+	if s.DedupeWindow <= 0 {
+		s.DedupeWindow = 24 * time.Hour
+	}
+	if s.DeadLetterRetention <= 0 {
+		s.DeadLetterRetention = 30 * 24 * time.Hour
+	}
+	return s
+}
+
+// queue is the JetStream connection and the streams hookrelay uses.
+type queue struct {
+	storage Storage
+	srv     *server.Server // nil when external
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *zap.Logger
+}
+
+func openQueue(ctx context.Context, st Storage, log *zap.Logger) (*queue, error) {
+	st = st.withDefaults()
+	q := &queue{storage: st, log: log}
+	var opts []nats.Option
+	opts = append(opts,
+		nats.Name("hookrelay"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("queue connection lost; ingress answers 503 and delivery pauses until it returns", zap.Error(err))
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("queue connection restored", zap.String("server", c.ConnectedUrlRedacted()))
+		}),
+		// Never hold publishes in a client buffer while disconnected: a
+		// sender must get 503 at once rather than a 201 for an event
+		// that only sits in memory.
+		nats.ReconnectBufSize(-1),
+	)
+	url := strings.Join(st.URLs, ",")
+	if st.Embedded() {
+		if err := os.MkdirAll(st.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating queue directory: %w", err)
+		}
+		sopts := &server.Options{
+			ServerName:      "hookrelay",
+			DontListen:      true,
+			JetStream:       true,
+			StoreDir:        st.Dir,
+			SyncAlways:      st.SyncAlways,
+			SyncInterval:    st.SyncInterval,
+			NoSigs:          true,
+			NoSystemAccount: true,
+		}
+		srv, err := server.NewServer(sopts)
+		if err != nil {
+			return nil, fmt.Errorf("embedded queue: %w", err)
+		}
+		srv.SetLoggerV2(natsLogger{log.Named("nats")}, false, false, false)
+		go srv.Start()
+		if !srv.ReadyForConnections(30 * time.Second) {
+			srv.Shutdown()
+			return nil, errors.New("embedded queue did not start within 30s")
+		}
+		q.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else if st.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(st.Credentials))
+	}
+	if !st.Embedded() {
+		// Keep trying to connect at start too: a cluster that is down
+		// when Caddy starts must not keep Caddy from starting.
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		q.shutdownServer()
+		return nil, fmt.Errorf("connecting to the queue: %w", err)
+	}
+	q.nc = nc
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(1<<16),
+	)
+	if err != nil {
+		q.close()
+		return nil, err
+	}
+	q.js = js
+	if err := q.ensureStreams(ctx); err != nil {
+		if st.Embedded() {
+			q.close()
+			return nil, err
+		}
+		// An external cluster may be unreachable now; the streams are
+		// ensured again before each consumer is created.
+		log.Warn("queue streams not ready yet; retrying in the background", zap.Error(err))
+	}
+	return q, nil
+}
+
+func reconnectDelay(attempts int) time.Duration {
+	d := time.Duration(attempts) * 250 * time.Millisecond
+	if d > 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d
+}
+
+// ensureStreams creates or updates both streams; it is idempotent and safe
+// to run from every node of a cluster.
+func (q *queue) ensureStreams(ctx context.Context) error {
+	st := q.storage
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              StreamOut,
+		Description:       "hookrelay: deliveries waiting for their destination",
+		Subjects:          []string{subjectOut + ">", subjectSchedule + ">"},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          st.Replicas,
+		Duplicates:        st.DedupeWindow,
+		AllowMsgSchedules: true,
+		AllowRollup:       true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating stream %s: %w", StreamOut, err)
+	}
+	_, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamDead,
+		Description: "hookrelay: dead letters, kept for inspection and replay",
+		Subjects:    []string{subjectDead + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    st.Replicas,
+		MaxAge:      st.DeadLetterRetention,
+	})
+	if err != nil {
+		return fmt.Errorf("creating stream %s: %w", StreamDead, err)
+	}
+	return nil
+}
+
+func (q *queue) shutdownServer() {
+	if q.srv != nil {
+		q.srv.Shutdown()
+		q.srv.WaitForShutdown()
+		q.srv = nil
+	}
+}
+
+func (q *queue) close() {
+	if q.nc != nil {
+		// Flush what is buffered, then close.
+		_ = q.nc.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !q.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		q.nc.Close()
+	}
+	q.shutdownServer()
+}
+
+// outSubject is the subject of a destination's pending deliveries.
+func outSubject(dest string) string { return subjectOut + dest }
+
+func consumerName(dest string) string { return consumerPrefix + dest }
+
+// ValidName reports whether s can name a destination: 1 to 64 characters
+// of [A-Za-z0-9_-], which keeps it a single NATS subject token and a valid
+// consumer name.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// SanitizeName turns any string into a valid destination name.
+func SanitizeName(s string) string {
+	b := make([]byte, 0, len(s))
+	lastUnderscore := false
+	for i := 0; i < len(s) && len(b) < 64; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
+			b = append(b, c)
+			lastUnderscore = false
+		} else if !lastUnderscore && len(b) > 0 {
+			b = append(b, '_')
+			lastUnderscore = true
+		}
+	}
+	out := strings.TrimRight(string(b), "_")
+	if out == "" {
+		return "destination"
+	}
+	return out
+}
+
+func headerInt(h nats.Header, key string) int {
+	n, _ := strconv.Atoi(h.Get(key))
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// natsLogger sends the embedded server's log lines to zap.
+type natsLogger struct{ l *zap.Logger }
+
+func (n natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Tracef(format string, v ...any)  {}

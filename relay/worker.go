@@ -1,0 +1,411 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// breakerThreshold is how many consecutive failed attempts open a
+// destination's circuit: it then stops pulling messages for a cool-down
+// instead of trying (and re-queueing) every waiting message.
+const breakerThreshold = 5
+
+// destWorker pulls one destination's messages and delivers them.
+type destWorker struct {
+	e    *Engine
+	name string
+	log  *zap.Logger
+	dest atomic.Pointer[Destination]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	failures atomic.Int64 // consecutive failed attempts
+}
+
+func newDestWorker(e *Engine, d *Destination) *destWorker {
+	ctx, cancel := context.WithCancel(e.ctx)
+	w := &destWorker{
+		e:      e,
+		name:   d.Name,
+		log:    e.log.Named("delivery").With(zap.String("destination", d.Name)),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	w.dest.Store(d)
+	return w
+}
+
+func (w *destWorker) cfg() *Destination     { return w.dest.Load() }
+func (w *destWorker) setCfg(d *Destination) { w.dest.Store(d) }
+
+func (w *destWorker) start() {
+	d := w.cfg()
+	work := make(chan jetstream.Msg)
+	w.wg.Add(1 + d.Workers)
+	go w.dispatch(work)
+	for i := 0; i < d.Workers; i++ {
+		go func() {
+			defer w.wg.Done()
+			for msg := range work {
+				w.handle(msg)
+			}
+		}()
+	}
+}
+
+// stop ends pulling, lets attempts in flight finish and waits for them.
+func (w *destWorker) stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+// consumer creates or updates the destination's durable consumer. Every
+// node of a cluster shares it, so each message goes to one node.
+func (w *destWorker) consumer() (jetstream.Consumer, error) {
+	d := w.cfg()
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	if err := w.e.q.ensureStreams(ctx); err != nil {
+		return nil, err
+	}
+	return w.e.q.js.CreateOrUpdateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
+		Durable:       consumerName(d.Name),
+		Description:   "hookrelay deliveries to " + d.Name,
+		FilterSubject: outSubject(d.Name),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// An attempt takes at most Timeout (twice with a 401 retry);
+		// the margin keeps a slow attempt from being handed out twice.
+		AckWait:       2*d.Timeout + 30*time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: d.MaxPending,
+	})
+}
+
+// dispatch pulls messages and hands them to the workers.
+func (w *destWorker) dispatch(work chan<- jetstream.Msg) {
+	defer w.wg.Done()
+	defer close(work)
+	var cons jetstream.Consumer
+	backoff := 100 * time.Millisecond
+	cooldown := time.Duration(0)
+	for w.ctx.Err() == nil {
+		if cons == nil {
+			c, err := w.consumer()
+			if err != nil {
+				w.log.Warn("cannot create the destination's consumer; retrying", zap.Error(err), zap.Duration("in", backoff))
+				if !sleepCtx(w.ctx, backoff) {
+					return
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			cons, backoff = c, 100*time.Millisecond
+		}
+		if w.failures.Load() >= breakerThreshold {
+			if cooldown == 0 {
+				cooldown = min(max(w.cfg().Retry.Delay(1), 10*time.Millisecond), 30*time.Second)
+				w.log.Warn("destination keeps failing; pausing pulls", zap.Duration("for", cooldown))
+			}
+			if !sleepCtx(w.ctx, cooldown) {
+				return
+			}
+			// Let one batch through as a probe; double the next pause.
+			cooldown = min(2*cooldown, 5*time.Minute)
+			w.failures.Store(breakerThreshold - 1)
+		} else if cooldown != 0 && w.failures.Load() == 0 {
+			w.log.Info("destination recovered; pulling again")
+			cooldown = 0
+		}
+		d := w.cfg()
+		fctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+		batch, err := cons.Fetch(2*d.Workers, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if w.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				cons = nil
+			}
+			w.log.Debug("fetch failed; retrying", zap.Error(err))
+			if !sleepCtx(w.ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		for msg := range batch.Messages() {
+			select {
+			case work <- msg:
+			case <-w.ctx.Done():
+				// Hand it back at once rather than after AckWait.
+				_ = msg.Nak()
+			}
+		}
+		cancel()
+		if err := batch.Error(); err != nil && w.ctx.Err() == nil &&
+			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				cons = nil
+			}
+			w.log.Debug("fetch ended with an error", zap.Error(err))
+			if !sleepCtx(w.ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// attemptResult is what one delivery attempt came to.
+type attemptResult struct {
+	status     int
+	err        error
+	retryAfter time.Duration
+	hasRA      bool
+}
+
+// handle makes one attempt for a message and acks, retries or
+// dead-letters it.
+func (w *destWorker) handle(msg jetstream.Msg) {
+	d := w.cfg()
+	hdr := msg.Headers()
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Nak()
+		return
+	}
+	attempt := headerInt(hdr, HeaderAttempts) + int(meta.NumDelivered)
+	firstSeen, err := time.Parse(time.RFC3339Nano, hdr.Get(HeaderFirstSeen))
+	if err != nil {
+		firstSeen = meta.Timestamp
+	}
+	id := hdr.Get(HeaderEvent)
+	if id == "" {
+		id = "msg_" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	}
+	log := w.log.With(zap.String("event_id", id), zap.Int("attempt", attempt))
+
+	body := msg.Data()
+	if d.Transform != nil {
+		out, err := d.Transform(body)
+		if err != nil {
+			w.deadLetter(msg, d, id, attempt, firstSeen, 0, "transform: "+err.Error(), "transform_failed", log)
+			return
+		}
+		body = out
+	}
+
+	start := time.Now()
+	res := w.attempt(d, id, body)
+	outcome := d.Retry.classify(res.status)
+	if res.err != nil {
+		outcome = Retry
+	}
+	log.Debug("delivery attempt",
+		zap.Int("status", res.status),
+		zap.String("outcome", outcome.String()),
+		zap.Duration("took", time.Since(start)),
+		zap.NamedError("error", res.err))
+
+	switch outcome {
+	case Delivered:
+		w.failures.Store(0)
+		if err := msg.Ack(); err != nil {
+			log.Debug("ack failed; the message may be delivered again", zap.Error(err))
+		}
+	case Dead:
+		w.failures.Store(0)
+		reason := "permanent_failure"
+		if res.status == http.StatusGone {
+			reason = "gone"
+		}
+		w.deadLetter(msg, d, id, attempt, firstSeen, res.status, statusError(res), reason, log)
+	case Retry:
+		w.failures.Add(1)
+		delay, ok := d.Retry.nextDelay(attempt, firstSeen, time.Now(), res.retryAfter, res.hasRA)
+		if !ok {
+			w.deadLetter(msg, d, id, attempt, firstSeen, res.status, statusError(res), "max_age", log)
+			return
+		}
+		w.retryLater(msg, d, id, attempt, firstSeen, delay, log)
+	}
+}
+
+func statusError(r attemptResult) string {
+	if r.err != nil {
+		return r.err.Error()
+	}
+	return "HTTP " + strconv.Itoa(r.status) + " " + http.StatusText(r.status)
+}
+
+// attempt POSTs body to the destination once (twice when an OAuth token
+// was refused with 401 and a fresh one may help).
+func (w *destWorker) attempt(d *Destination, id string, body []byte) attemptResult {
+	ctx, cancel := context.WithTimeout(w.ctx, d.Timeout)
+	defer cancel()
+	res := w.send(ctx, d, id, body)
+	if res.status == http.StatusUnauthorized && res.req != nil && d.Auth != nil && d.Auth.Reject(res.req) {
+		res = w.send(ctx, d, id, body)
+	}
+	return res.attemptResult
+}
+
+type sendResult struct {
+	attemptResult
+	req *http.Request
+}
+
+func (w *destWorker) send(ctx context.Context, d *Destination, id string, body []byte) sendResult {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.parsed.String(), bytes.NewReader(body))
+	if err != nil {
+		return sendResult{attemptResult: attemptResult{err: errors.New("building the request failed")}}
+	}
+	for k, vs := range d.Header {
+		req.Header[k] = append([]string(nil), vs...)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "hookrelay")
+	}
+	now := time.Now()
+	req.Header.Set("webhook-id", id)
+	if d.Signer != nil {
+		ts, sig := d.Signer.Sign(id, now, body)
+		req.Header.Set("webhook-timestamp", ts)
+		req.Header.Set("webhook-signature", sig)
+	} else {
+		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	}
+	if d.Auth != nil {
+		if err := d.Auth.Authorize(ctx, req); err != nil {
+			return sendResult{attemptResult: attemptResult{err: err}}
+		}
+	}
+	resp, err := w.e.client.Do(req)
+	if err != nil {
+		return sendResult{attemptResult: attemptResult{err: redactURLError(err)}, req: req}
+	}
+	// Drain a little so the connection can be reused; never keep or log
+	// the body.
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+	r := attemptResult{status: resp.StatusCode}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		r.retryAfter, r.hasRA = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	return sendResult{attemptResult: r, req: req}
+}
+
+// redactURLError drops the URL (whose query may carry credentials) from a
+// client error and keeps what went wrong.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return errors.New("timeout")
+		}
+		return errors.New(ue.Op + ": " + ue.Err.Error())
+	}
+	return err
+}
+
+// retryLater puts the message back for another attempt after delay:
+// short delays stay in the consumer (NakWithDelay), long ones are
+// re-published as a scheduled message and the original acknowledged.
+func (w *destWorker) retryLater(msg jetstream.Msg, d *Destination, id string, attempt int, firstSeen time.Time, delay time.Duration, log *zap.Logger) {
+	if delay <= w.e.nakMax {
+		if err := msg.NakWithDelay(delay); err != nil {
+			log.Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
+		}
+		return
+	}
+	at := time.Now().Add(delay).Truncate(time.Second).Add(time.Second)
+	m := &nats.Msg{
+		Subject: subjectSchedule + d.Name + "." + id,
+		Header: nats.Header{
+			HeaderEvent:            {id},
+			HeaderAttempts:         {strconv.Itoa(attempt)},
+			HeaderFirstSeen:        {firstSeen.UTC().Format(time.RFC3339Nano)},
+			"Nats-Schedule":        {"@at " + at.UTC().Format(time.RFC3339)},
+			"Nats-Schedule-Target": {outSubject(d.Name)},
+		},
+		Data: msg.Data(),
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.e.q.js.PublishMsg(ctx, m); err != nil {
+		// Keep it in the consumer rather than lose it.
+		log.Warn("scheduling a retry failed; keeping the message in the consumer", zap.Error(err))
+		_ = msg.NakWithDelay(min(delay, w.e.nakMax))
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		log.Debug("ack after scheduling failed; a duplicate attempt may follow", zap.Error(err))
+	}
+	log.Debug("retry scheduled", zap.Time("at", at))
+}
+
+// deadLetter moves a message to the dead-letter stream with its last
+// status and error, then acknowledges the original. The record never
+// holds a response body or a credential.
+func (w *destWorker) deadLetter(msg jetstream.Msg, d *Destination, id string, attempt int, firstSeen time.Time, status int, lastErr, reason string, log *zap.Logger) {
+	if len(lastErr) > 512 {
+		lastErr = lastErr[:512]
+	}
+	m := &nats.Msg{
+		Subject: subjectDead + d.Name,
+		Header: nats.Header{
+			HeaderEvent:       {id},
+			HeaderDestination: {d.Name},
+			HeaderAttempts:    {strconv.Itoa(attempt)},
+			HeaderFirstSeen:   {firstSeen.UTC().Format(time.RFC3339Nano)},
+			HeaderLastStatus:  {strconv.Itoa(status)},
+			HeaderLastError:   {lastErr},
+			HeaderDeadAt:      {time.Now().UTC().Format(time.RFC3339Nano)},
+			HeaderReason:      {reason},
+		},
+		Data: msg.Data(),
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.e.q.js.PublishMsg(ctx, m); err != nil {
+		log.Warn("storing a dead letter failed; retrying the message later", zap.Error(err))
+		_ = msg.NakWithDelay(time.Minute)
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		log.Debug("ack after dead-lettering failed", zap.Error(err))
+	}
+	log.Warn("delivery dead-lettered",
+		zap.String("reason", reason),
+		zap.Int("last_status", status),
+		zap.String("last_error", lastErr))
+}
