@@ -45,10 +45,19 @@ type Options struct {
 	// HTTPClient sends deliveries; nil means a client that follows no
 	// redirects. Per-attempt timeouts come from each Destination.
 	HTTPClient *http.Client
+	// Observer, when set, is told of every attempt.
+	Observer Observer
 	// NakMaxDelay is the longest retry delay kept in the consumer with
 	// NakWithDelay; longer delays are re-published as scheduled messages.
 	// 0 means 2 minutes.
 	NakMaxDelay time.Duration
+}
+
+// Observer is told of every delivery attempt: the destination, the
+// outcome ("delivered", "retry" or "dead_letter") and how long it took.
+// It must be fast and safe for concurrent use.
+type Observer interface {
+	Attempt(destination, outcome string, took time.Duration)
 }
 
 // Engine owns the queue connection and the delivery workers. It outlives
@@ -59,6 +68,7 @@ type Engine struct {
 	log    *zap.Logger
 	client *http.Client
 	nakMax time.Duration
+	obs    Observer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -100,6 +110,7 @@ func Open(opts Options) (*Engine, error) {
 		log:     log,
 		client:  client,
 		nakMax:  nakMax,
+		obs:     opts.Observer,
 		ctx:     ctx,
 		cancel:  cancel,
 		workers: make(map[string]*destWorker),

@@ -235,13 +235,20 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 		zap.Duration("took", time.Since(start)),
 		zap.NamedError("error", res.err))
 
+	observe := func(o Outcome) {
+		if w.e.obs != nil {
+			w.e.obs.Attempt(d.Name, o.String(), time.Since(start))
+		}
+	}
 	switch outcome {
 	case Delivered:
+		observe(Delivered)
 		w.failures.Store(0)
 		if err := msg.Ack(); err != nil {
 			log.Debug("ack failed; the message may be delivered again", zap.Error(err))
 		}
 	case Dead:
+		observe(Dead)
 		w.failures.Store(0)
 		reason := "permanent_failure"
 		if res.status == http.StatusGone {
@@ -252,9 +259,11 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 		w.failures.Add(1)
 		delay, ok := d.Retry.nextDelay(attempt, firstSeen, time.Now(), res.retryAfter, res.hasRA)
 		if !ok {
+			observe(Dead)
 			w.deadLetter(msg, d, id, attempt, firstSeen, res.status, statusError(res), "max_age", log)
 			return
 		}
+		observe(Retry)
 		w.retryLater(msg, d, id, attempt, firstSeen, delay, log)
 	}
 }

@@ -1,0 +1,224 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/authcache"
+	"github.com/hookrelay/hookrelay/relay"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the hookrelay app: it owns the durable queue (NATS JetStream,
+// embedded or on an existing cluster), the delivery workers and the
+// outbound token cache. They live in a pool keyed by the storage, so a
+// config reload neither restarts the queue nor drops, duplicates or
+// stalls a delivery in flight; each new config pushes its destinations
+// into the running engine.
+//
+// When no hookrelay app is configured but a route uses hook_relay, the
+// app runs with its defaults: the embedded queue under Caddy's data
+// directory.
+type App struct {
+	// Storage says where the queue lives. Default: embedded, under
+	// <caddy data dir>/hookrelay.
+	Storage *StorageConfig `json:"storage,omitempty"`
+
+	// SyncAlways makes the embedded queue fsync every write before it
+	// acknowledges it (and so before hook_relay answers 201). Default:
+	// false, and writes are fsynced every SyncInterval.
+	SyncAlways bool `json:"sync_always,omitempty"`
+
+	// SyncInterval is how often the embedded queue fsyncs when SyncAlways
+	// is off. Default: 1s. Every write reaches the operating system
+	// before it is acknowledged either way, so a crash of the process
+	// loses nothing; a power loss can lose up to this interval.
+	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+
+	// DedupeWindow is how long a stored message id is remembered, so a
+	// sender's resend of the same event is not stored twice. Default: 24h.
+	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
+
+	// DeadLetterRetention is how long dead letters are kept for
+	// inspection and replay. Default: 30 days.
+	DeadLetterRetention caddy.Duration `json:"dead_letter_retention,omitempty"`
+
+	engine *pooledEngine
+	key    string
+	log    *zap.Logger
+
+	mu    *sync.Mutex
+	dests []*relay.Destination
+}
+
+// StorageConfig selects the queue.
+type StorageConfig struct {
+	// Dir is the embedded queue's directory. Default:
+	// <caddy data dir>/hookrelay. Ignored when URLs are set.
+	Dir string `json:"dir,omitempty"`
+
+	// URLs of an existing NATS JetStream cluster. When set, the queue
+	// lives there and every Caddy node pointing at it shares it.
+	URLs []string `json:"urls,omitempty"`
+
+	// Credentials is a NATS credentials file for URLs.
+	Credentials string `json:"credentials,omitempty"`
+
+	// Replicas of each stream on a cluster. Default: 3.
+	Replicas int `json:"replicas,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "hookrelay",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// engines holds the running engines, one per storage, across configs.
+var engines = caddy.NewUsagePool()
+
+// pooledEngine is the durable part: queue, workers and token cache.
+type pooledEngine struct {
+	*relay.Engine
+	tokens  *authcache.Cache
+	storage relay.Storage
+}
+
+// Destruct stops the engine when the last config using it is gone.
+func (p *pooledEngine) Destruct() error {
+	p.tokens.Close()
+	return p.Engine.Close()
+}
+
+// Provision opens (or joins) the engine for the configured storage.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	a.mu = new(sync.Mutex)
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	st := a.storage()
+	a.key = st.Key()
+	val, loaded, err := engines.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+		tokens, err := authcache.NewCache(0, nil)
+		if err != nil {
+			return nil, err
+		}
+		eng, err := relay.Open(relay.Options{
+			Storage:  st,
+			Logger:   caddy.Log().Named("hookrelay"),
+			Observer: deliveryObserver{},
+		})
+		if err != nil {
+			tokens.Close()
+			return nil, err
+		}
+		return &pooledEngine{Engine: eng, tokens: tokens, storage: st}, nil
+	})
+	if err != nil {
+		a.key = ""
+		return fmt.Errorf("starting the hookrelay queue: %w", err)
+	}
+	a.engine = val.(*pooledEngine)
+	if loaded && a.engine.storage.SyncAlways != st.SyncAlways {
+		a.log.Warn("a change of the sync setting takes effect at the next start of Caddy, not on reload")
+	}
+	return nil
+}
+
+func (a *App) storage() relay.Storage {
+	st := relay.Storage{
+		SyncAlways:          a.SyncAlways,
+		SyncInterval:        time.Duration(a.SyncInterval),
+		DedupeWindow:        time.Duration(a.DedupeWindow),
+		DeadLetterRetention: time.Duration(a.DeadLetterRetention),
+	}
+	if a.Storage != nil {
+		st.URLs = a.Storage.URLs
+		st.Credentials = a.Storage.Credentials
+		st.Replicas = a.Storage.Replicas
+		st.Dir = a.Storage.Dir
+	}
+	if len(st.URLs) == 0 && st.Dir == "" {
+		st.Dir = filepath.Join(caddy.AppDataDir(), "hookrelay")
+	}
+	return st
+}
+
+// Validate checks the settings.
+func (a *App) Validate() error {
+	if a.SyncInterval < 0 || a.DedupeWindow < 0 || a.DeadLetterRetention < 0 {
+		return errors.New("hookrelay: durations cannot be negative")
+	}
+	if a.Storage != nil && a.Storage.Replicas < 0 {
+		return errors.New("hookrelay: replicas cannot be negative")
+	}
+	return nil
+}
+
+// register adds a handler's destinations; hook_relay calls it while the
+// config is provisioned, before Start.
+func (a *App) register(dests []*relay.Destination) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, d := range dests {
+		for _, have := range a.dests {
+			if have.Name == d.Name {
+				return fmt.Errorf("destination name %q is used twice; give each 'to' a distinct name", d.Name)
+			}
+		}
+	}
+	a.dests = append(a.dests, dests...)
+	return nil
+}
+
+// Start pushes this config's destinations into the running engine.
+func (a *App) Start() error {
+	a.mu.Lock()
+	dests := append([]*relay.Destination(nil), a.dests...)
+	a.mu.Unlock()
+	if err := a.engine.Apply(a, dests); err != nil {
+		return fmt.Errorf("hookrelay: %w", err)
+	}
+	a.log.Info("relay started", zap.Int("destinations", len(dests)), zap.Bool("embedded", a.engine.storage.Embedded()))
+	return nil
+}
+
+// Stop withdraws this config's destinations; if a newer config is
+// running, its destinations keep running untouched.
+func (a *App) Stop() error {
+	if a.engine != nil {
+		a.engine.Release(a)
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the engine; the last one out
+// stops it.
+func (a *App) Cleanup() error {
+	if a.key == "" {
+		return nil
+	}
+	_, err := engines.Delete(a.key)
+	a.key = ""
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

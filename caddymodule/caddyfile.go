@@ -1,0 +1,628 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("hookrelay", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("hook_verify", parseVerify)
+	httpcaddyfile.RegisterHandlerDirective("hook_normalize", parseNormalize)
+	httpcaddyfile.RegisterHandlerDirective("hook_relay", parseRelay)
+	// Each lands just before respond, after the previous one, so the
+	// three run in this order outside a route block too.
+	httpcaddyfile.RegisterDirectiveOrder("hook_verify", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("hook_normalize", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("hook_relay", httpcaddyfile.Before, "respond")
+}
+
+// parseGlobalOption sets up the hookrelay app from the global option:
+//
+//	hookrelay {
+//	    storage embedded [<dir>]
+//	    storage nats <url>... {
+//	        credentials <file>
+//	        replicas <n>
+//	    }
+//	    sync always | <interval>
+//	    dedupe_window <duration>
+//	    dead_letter_retention <duration>
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "storage":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			switch d.Val() {
+			case "embedded":
+				st := &StorageConfig{}
+				if d.NextArg() {
+					st.Dir = d.Val()
+				}
+				if d.NextArg() {
+					return nil, d.ArgErr()
+				}
+				app.Storage = st
+			case "nats":
+				st := &StorageConfig{URLs: d.RemainingArgs()}
+				if len(st.URLs) == 0 {
+					return nil, d.Err("storage nats needs at least one URL")
+				}
+				for sub := d.Nesting(); d.NextBlock(sub); {
+					switch d.Val() {
+					case "credentials":
+						if !d.AllArgs(&st.Credentials) {
+							return nil, d.ArgErr()
+						}
+					case "replicas":
+						var v string
+						if !d.AllArgs(&v) {
+							return nil, d.ArgErr()
+						}
+						n, err := strconv.Atoi(v)
+						if err != nil || n < 1 {
+							return nil, d.Errf("replicas must be a positive number, not %q", v)
+						}
+						st.Replicas = n
+					default:
+						return nil, d.Errf("unknown storage nats option %q", d.Val())
+					}
+				}
+				app.Storage = st
+			default:
+				return nil, d.Errf("storage must be embedded or nats, not %q", d.Val())
+			}
+		case "sync":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			if v == "always" {
+				app.SyncAlways = true
+				continue
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("sync must be 'always' or a positive interval, not %q", v)
+			}
+			app.SyncInterval = caddy.Duration(dur)
+		case "dedupe_window":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.DedupeWindow = dur
+		case "dead_letter_retention":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.DeadLetterRetention = dur
+		default:
+			return nil, d.Errf("unknown hookrelay option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{
+		Name:  "hookrelay",
+		Value: caddyconfig.JSON(app, nil),
+	}, nil
+}
+
+// parseDurationArg reads exactly one positive duration argument.
+func parseDurationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: invalid duration %q: %v", name, v, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s must be positive", name)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func parseVerify(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	v := new(Verify)
+	err := v.UnmarshalCaddyfile(h.Dispenser)
+	return v, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_verify {
+//	    header <name>                 # default Ave-Hub-signature
+//	    allow_bearer                  # also accept Authorization: Bearer
+//	    algorithms <alg>...           # default: what the keys allow; never none
+//	    secret <secret>               # HS*; use {env.*} or {file.*}
+//	    public_key <pem file> [<kid>] # RS*/PS*/ES*/EdDSA; repeatable
+//	    jwks <url>
+//	    jwks_refresh <duration>
+//	    issuer <iss>
+//	    audience <aud>...
+//	    leeway <duration>
+//	    max_age <duration>            # require iat no older than this
+//	    cache_size <n>                # -1 disables
+//	}
+func (v *Verify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "header":
+			if !d.AllArgs(&v.Header) {
+				return d.ArgErr()
+			}
+		case "allow_bearer":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			v.AllowBearer = true
+		case "algorithms":
+			algs := d.RemainingArgs()
+			if len(algs) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range algs {
+				if strings.EqualFold(a, "none") {
+					return d.Err(`the "none" algorithm is never allowed`)
+				}
+			}
+			v.Algorithms = append(v.Algorithms, algs...)
+		case "secret":
+			if !d.AllArgs(&v.Secret) {
+				return d.ArgErr()
+			}
+		case "public_key":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			pk := PublicKeyFile{File: args[0]}
+			if len(args) == 2 {
+				pk.KID = args[1]
+			}
+			v.PublicKeys = append(v.PublicKeys, pk)
+		case "jwks":
+			if !d.AllArgs(&v.JWKS) {
+				return d.ArgErr()
+			}
+		case "jwks_refresh":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			v.JWKSRefresh = dur
+		case "issuer":
+			if !d.AllArgs(&v.Issuer) {
+				return d.ArgErr()
+			}
+		case "audience":
+			aud := d.RemainingArgs()
+			if len(aud) == 0 {
+				return d.ArgErr()
+			}
+			v.Audience = append(v.Audience, aud...)
+		case "leeway":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			v.Leeway = dur
+		case "max_age":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			v.MaxAge = dur
+		case "cache_size":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < -1 {
+				return d.Errf("cache_size must be a number, -1 to disable, not %q", s)
+			}
+			v.CacheSize = n
+		default:
+			return d.Errf("unknown hook_verify option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseNormalize(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	n := new(Normalize)
+	err := n.UnmarshalCaddyfile(h.Dispenser)
+	return n, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_normalize <format> {
+//	    timezone <IANA zone>    # default America/Bogota
+//	    max_body <size>         # default 20MB
+//	    max_events <n>          # default 1000
+//	}
+func (n *Normalize) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if !d.AllArgs(&n.Format) {
+		return d.Err("hook_normalize needs exactly one format, such as ave_tracking")
+	}
+	if n.Format != "ave_tracking" {
+		return d.Errf("unknown format %q (supported: ave_tracking)", n.Format)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "timezone":
+			if !d.AllArgs(&n.Timezone) {
+				return d.ArgErr()
+			}
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			n.MaxBody = size
+		case "max_events":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				return d.Errf("max_events must be a positive number, not %q", s)
+			}
+			n.MaxEvents = v
+		default:
+			return d.Errf("unknown hook_normalize option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// parseSizeArg reads one size such as 20MB.
+func parseSizeArg(d *caddyfile.Dispenser) (int64, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	size, err := humanize.ParseBytes(s)
+	if err != nil || size == 0 || size > 1<<40 {
+		return 0, d.Errf("invalid size %q", s)
+	}
+	return int64(size), nil
+}
+
+func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	r := new(Relay)
+	err := r.UnmarshalCaddyfile(h.Dispenser)
+	return r, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_relay {
+//	    topic <topic>
+//	    max_body <size>                  # raw mode only; default 20MB
+//	    to <url> {                       # repeatable
+//	        name <name>
+//	        header <name> <value>        # repeatable
+//	        param <name> <value>         # repeatable
+//	        timeout <duration>
+//	        secret <whsec_...>           # Standard Webhooks signature
+//	        workers <n>
+//	        max_pending <n>
+//	        template <file> | `<inline template>`
+//	        sample <file>
+//	        fields <path>...
+//	        custom_fields <path>...
+//	        auth oauth {
+//	            token_url <url>
+//	            login_header <name> <value>
+//	            login_param <name> <value>
+//	            login_body <name> <value>
+//	            login_body_format form|json
+//	            token_key <dotted.path>
+//	            expires_key <dotted.path>
+//	            token_type <type>
+//	            default_ttl <duration>
+//	            refresh_before <duration>
+//	        }
+//	        auth api_key {
+//	            header <name> <value>
+//	        }
+//	    }
+//	    retry {
+//	        schedule <duration>...       # last step repeats
+//	        max_age <duration>
+//	        on_4xx dead_letter|retry
+//	    }
+//	}
+func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "topic":
+			if !d.AllArgs(&h.Topic) {
+				return d.ArgErr()
+			}
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxBody = size
+		case "to":
+			dest, err := parseDestination(d)
+			if err != nil {
+				return err
+			}
+			h.Destinations = append(h.Destinations, dest)
+		case "retry":
+			rc, err := parseRetry(d)
+			if err != nil {
+				return err
+			}
+			h.Retry = rc
+		default:
+			return d.Errf("unknown hook_relay option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseDestination(d *caddyfile.Dispenser) (*Destination, error) {
+	dest := new(Destination)
+	if !d.NextArg() {
+		return nil, d.Err("to needs a URL")
+	}
+	dest.URL = d.Val()
+	if u, err := url.Parse(dest.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, d.Errf("to: %q is not an absolute http(s) URL", dest.URL)
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "name":
+			if !d.AllArgs(&dest.Name) {
+				return nil, d.ArgErr()
+			}
+		case "header":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return nil, d.ArgErr()
+			}
+			if dest.Headers == nil {
+				dest.Headers = http.Header{}
+			}
+			dest.Headers.Add(k, v)
+		case "param":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return nil, d.ArgErr()
+			}
+			if dest.Params == nil {
+				dest.Params = url.Values{}
+			}
+			dest.Params.Add(k, v)
+		case "timeout":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dest.Timeout = dur
+		case "secret":
+			if !d.AllArgs(&dest.Secret) {
+				return nil, d.ArgErr()
+			}
+		case "workers", "max_pending":
+			name := d.Val()
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return nil, d.Errf("%s must be a positive number, not %q", name, s)
+			}
+			if name == "workers" {
+				dest.Workers = n
+			} else {
+				dest.MaxPending = n
+			}
+		case "template":
+			var t string
+			if !d.AllArgs(&t) {
+				return nil, d.ArgErr()
+			}
+			// A backquoted token that spans lines or holds template
+			// actions is the template itself; otherwise it names a file.
+			if strings.ContainsAny(t, "\n{") {
+				dest.Template = t
+			} else {
+				dest.TemplateFile = t
+			}
+		case "sample":
+			if !d.AllArgs(&dest.Sample) {
+				return nil, d.ArgErr()
+			}
+		case "fields":
+			f := d.RemainingArgs()
+			if len(f) == 0 {
+				return nil, d.ArgErr()
+			}
+			dest.Fields = append(dest.Fields, f...)
+		case "custom_fields":
+			f := d.RemainingArgs()
+			if len(f) == 0 {
+				return nil, d.ArgErr()
+			}
+			dest.CustomFields = append(dest.CustomFields, f...)
+		case "auth":
+			ac, err := parseAuth(d)
+			if err != nil {
+				return nil, err
+			}
+			dest.Auth = ac
+		default:
+			return nil, d.Errf("unknown destination option %q", d.Val())
+		}
+	}
+	return dest, nil
+}
+
+func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
+	ac := new(AuthConfig)
+	if !d.AllArgs(&ac.Type) {
+		return nil, d.Err("auth needs a type: oauth or api_key")
+	}
+	if ac.Type != "oauth" && ac.Type != "api_key" {
+		return nil, d.Errf("auth type must be oauth or api_key, not %q", ac.Type)
+	}
+	pair := func() (KeyValue, error) {
+		var kv KeyValue
+		if !d.AllArgs(&kv.Name, &kv.Value) {
+			return kv, d.ArgErr()
+		}
+		return kv, nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if ac.Type == "api_key" && opt != "header" {
+			return nil, d.Errf("unknown auth api_key option %q (only header)", opt)
+		}
+		switch opt {
+		case "header", "login_header", "login_param", "login_body":
+			kv, err := pair()
+			if err != nil {
+				return nil, err
+			}
+			switch opt {
+			case "header":
+				ac.Headers = append(ac.Headers, kv)
+			case "login_header":
+				ac.LoginHeaders = append(ac.LoginHeaders, kv)
+			case "login_param":
+				ac.LoginParams = append(ac.LoginParams, kv)
+			case "login_body":
+				ac.LoginBody = append(ac.LoginBody, kv)
+			}
+		case "token_url":
+			if !d.AllArgs(&ac.TokenURL) {
+				return nil, d.ArgErr()
+			}
+		case "login_body_format":
+			if !d.AllArgs(&ac.LoginBodyFormat) {
+				return nil, d.ArgErr()
+			}
+			if ac.LoginBodyFormat != "form" && ac.LoginBodyFormat != "json" {
+				return nil, d.Errf("login_body_format must be form or json, not %q", ac.LoginBodyFormat)
+			}
+		case "token_key":
+			if !d.AllArgs(&ac.TokenKey) {
+				return nil, d.ArgErr()
+			}
+		case "expires_key":
+			if !d.AllArgs(&ac.ExpiresKey) {
+				return nil, d.ArgErr()
+			}
+		case "token_type":
+			if !d.AllArgs(&ac.TokenType) {
+				return nil, d.ArgErr()
+			}
+		case "default_ttl":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			ac.DefaultTTL = dur
+		case "refresh_before":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			ac.RefreshBefore = dur
+		default:
+			return nil, d.Errf("unknown auth oauth option %q", opt)
+		}
+	}
+	if ac.Type == "oauth" && ac.TokenURL == "" {
+		return nil, d.Err("auth oauth needs a token_url")
+	}
+	return ac, nil
+}
+
+func parseRetry(d *caddyfile.Dispenser) (*RetryConfig, error) {
+	rc := new(RetryConfig)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "schedule":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, a := range args {
+				dur, err := caddy.ParseDuration(a)
+				if err != nil || dur <= 0 {
+					return nil, d.Errf("schedule: invalid delay %q", a)
+				}
+				rc.Schedule = append(rc.Schedule, caddy.Duration(dur))
+			}
+		case "max_age":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			rc.MaxAge = dur
+		case "on_4xx":
+			if !d.AllArgs(&rc.On4xx) {
+				return nil, d.ArgErr()
+			}
+			if rc.On4xx != "dead_letter" && rc.On4xx != "retry" {
+				return nil, d.Errf("on_4xx must be dead_letter or retry, not %q", rc.On4xx)
+			}
+		default:
+			return nil, d.Errf("unknown retry option %q", d.Val())
+		}
+	}
+	return rc, nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Verify)(nil)
+	_ caddyfile.Unmarshaler = (*Normalize)(nil)
+	_ caddyfile.Unmarshaler = (*Relay)(nil)
+)

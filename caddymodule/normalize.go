@@ -1,0 +1,214 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/relay/ave"
+	"github.com/hookrelay/hookrelay/relay/event"
+)
+
+func init() {
+	caddy.RegisterModule(Normalize{})
+}
+
+// DefaultMaxBody is the largest request body read by default: 20 MB.
+const DefaultMaxBody = 20 << 20
+
+// Normalize reads an inbound webhook's body, validates every rule of its
+// format and turns it into normalized events for the handlers after it
+// (hook_relay). Bad input is answered in the hub contract's envelope:
+// 400 for a body that is not a JSON object, 413 above MaxBody, 422 with
+// one entry per problem. With nothing after it in the route that writes
+// a response, it answers the contract's 201 itself.
+type Normalize struct {
+	// Format of the payload. Supported: "ave_tracking" (Aveonline's
+	// shipping tracking events).
+	Format string `json:"format"`
+
+	// Timezone of the dates the hub sends (IANA name). Default:
+	// America/Bogota.
+	Timezone string `json:"timezone,omitempty"`
+
+	// MaxBody is the largest body accepted, in bytes. Default: 20 MB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// MaxEvents is the most events (guides) one request may carry.
+	// Default: 1000.
+	MaxEvents int `json:"max_events,omitempty"`
+
+	opts ave.Options
+	log  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Normalize) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.hook_normalize",
+		New: func() caddy.Module { return new(Normalize) },
+	}
+}
+
+// Provision sets the defaults.
+func (n *Normalize) Provision(ctx caddy.Context) error {
+	n.log = ctx.Logger()
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	if n.MaxBody == 0 {
+		n.MaxBody = DefaultMaxBody
+	}
+	n.opts = ave.Options{MaxEvents: n.MaxEvents}
+	if n.Timezone != "" {
+		loc, err := time.LoadLocation(n.Timezone)
+		if err != nil {
+			return fmt.Errorf("hook_normalize: unknown timezone %q", n.Timezone)
+		}
+		n.opts.Location = loc
+	}
+	return nil
+}
+
+// Validate checks the settings.
+func (n *Normalize) Validate() error {
+	if n.Format != "ave_tracking" {
+		return fmt.Errorf("hook_normalize: unknown format %q (supported: ave_tracking)", n.Format)
+	}
+	if n.MaxBody < 0 || n.MaxEvents < 0 {
+		return errors.New("hook_normalize: max_body and max_events cannot be negative")
+	}
+	return nil
+}
+
+// ingress carries a request's normalized events from hook_normalize to
+// hook_relay.
+type ingress struct {
+	count    int
+	events   func(topic string) ([]event.Event, error)
+	answered bool // a later handler (hook_relay) answered the sender
+}
+
+type ingressKey struct{}
+
+func ingressFrom(r *http.Request) *ingress {
+	in, _ := r.Context().Value(ingressKey{}).(*ingress)
+	return in
+}
+
+// readBody reads at most limit bytes of the body; it answers 413 or 400
+// itself and returns ok=false when the body cannot be used.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	if r.ContentLength > limit {
+		observeIngress(r, http.StatusRequestEntityTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit))
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			observeIngress(r, http.StatusRequestEntityTooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit))
+			return nil, false
+		}
+		observeIngress(r, http.StatusBadRequest)
+		writeError(w, http.StatusBadRequest, "The request body could not be read.")
+		return nil, false
+	}
+	return body, true
+}
+
+// ServeHTTP validates and normalizes the body, then passes the events on.
+func (n *Normalize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	body, ok := readBody(w, r, n.MaxBody)
+	if !ok {
+		return nil
+	}
+	tracks, err := ave.Normalize(body, n.opts)
+	if err != nil {
+		var bad *ave.BadRequestError
+		var invalid *ave.ValidationError
+		switch {
+		case errors.As(err, &bad):
+			n.debug("webhook body refused", http.StatusBadRequest, len(body))
+			observeIngress(r, http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, bad.Detail)
+		case errors.As(err, &invalid):
+			n.debug("webhook body invalid", http.StatusUnprocessableEntity, len(body))
+			problems := make([]problem, len(invalid.Problems))
+			for i, p := range invalid.Problems {
+				problems[i] = problem{detail: p.Detail, pointer: p.Pointer}
+			}
+			observeIngress(r, http.StatusUnprocessableEntity)
+			writeErrors(w, http.StatusUnprocessableEntity, problems...)
+		default:
+			observeIngress(r, http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "The request body could not be processed.")
+		}
+		return nil
+	}
+	now := time.Now().UTC()
+	in := &ingress{
+		count: len(tracks),
+		// The topic is hook_relay's; the ids do not depend on it.
+		events: func(topic string) ([]event.Event, error) {
+			evs := make([]event.Event, len(tracks))
+			for i := range tracks {
+				ev, err := tracks[i].Event(topic, now)
+				if err != nil {
+					return nil, err
+				}
+				evs[i] = ev
+			}
+			return evs, nil
+		},
+	}
+	ctx := context.WithValue(r.Context(), ingressKey{}, in)
+	tw := &writeTracker{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	if err := next.ServeHTTP(tw, r.WithContext(ctx)); err != nil {
+		return err
+	}
+	if !in.answered && !tw.wrote {
+		// Nothing after us answered: the ingress half runs on its own.
+		observeIngress(r, http.StatusCreated)
+		writeSuccess(w)
+	}
+	return nil
+}
+
+func (n *Normalize) debug(msg string, status, size int) {
+	if ce := n.log.Check(zap.DebugLevel, msg); ce != nil {
+		ce.Write(zap.Int("status", status), zap.Int("body_bytes", size))
+	}
+}
+
+// writeTracker notes whether a later handler wrote a response.
+type writeTracker struct {
+	*caddyhttp.ResponseWriterWrapper
+	wrote bool
+}
+
+func (t *writeTracker) WriteHeader(status int) {
+	t.wrote = true
+	t.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (t *writeTracker) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriterWrapper.Write(b)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Normalize)(nil)
+	_ caddy.Validator             = (*Normalize)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Normalize)(nil)
+)

@@ -1,0 +1,200 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/relay/jwtverify"
+)
+
+func init() {
+	caddy.RegisterModule(Verify{})
+}
+
+// Verify checks the JWT an inbound webhook carries (Aveonline's
+// Ave-Hub-signature) before anything else reads the request. A request
+// without the header, or with a token that is malformed (400) or fails
+// any check (401), is answered in the hub contract's error envelope and
+// goes no further. Verified claims become placeholders
+// {http.vars.hook.claims.<name>} for later handlers and logs.
+type Verify struct {
+	// Header carries the token. Default: Ave-Hub-signature.
+	Header string `json:"header,omitempty"`
+
+	// AllowBearer also accepts "Authorization: Bearer <token>" when Header
+	// is absent. Default: false.
+	AllowBearer bool `json:"allow_bearer,omitempty"`
+
+	// Algorithms is the allow-list of JWT algorithms (HS256/384/512,
+	// RS256/384/512, PS256/384/512, ES256/384/512, EdDSA). Default: every
+	// algorithm the configured keys can verify. "none" is always refused.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Secret is the HMAC shared secret for HS* tokens. Use a placeholder
+	// such as {env.AVE_HMAC_SECRET} or {file./etc/caddy/ave.secret}: it is
+	// resolved when the config loads and never logged.
+	Secret string `json:"secret,omitempty"`
+
+	// PublicKeys are PEM public keys (or certificates) for RS*, PS*, ES*
+	// and EdDSA tokens. A token with a kid uses the key of that id.
+	PublicKeys []PublicKeyFile `json:"public_keys,omitempty"`
+
+	// JWKS is the URL of a JSON Web Key Set, fetched at load, refreshed
+	// every JWKSRefresh and when a token names an unknown kid (at most
+	// once a minute).
+	JWKS string `json:"jwks,omitempty"`
+
+	// JWKSRefresh is how often the key set is refreshed. Default: 1h.
+	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
+
+	// Issuer, when set, is the required iss claim.
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience, when set, lists the accepted aud values; the token must
+	// carry one of them.
+	Audience []string `json:"audience,omitempty"`
+
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default: 0.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// MaxAge, when set, requires an iat claim no older than this.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	// CacheSize is how many verified tokens are remembered (until their
+	// own expiry at the latest), so a hub that reuses a token costs a
+	// hash and a lookup. Default: 10000; -1 disables the cache.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	verifier *jwtverify.Verifier
+	log      *zap.Logger
+}
+
+// PublicKeyFile is a PEM file and the key id it answers to.
+type PublicKeyFile struct {
+	// File is the path of the PEM file.
+	File string `json:"file"`
+	// KID is the key id a token names in its header; optional.
+	KID string `json:"kid,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Verify) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.hook_verify",
+		New: func() caddy.Module { return new(Verify) },
+	}
+}
+
+// Provision loads the keys and builds the verifier.
+func (v *Verify) Provision(ctx caddy.Context) error {
+	v.log = ctx.Logger()
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	if v.Header == "" {
+		v.Header = "Ave-Hub-signature"
+	}
+	cfg := jwtverify.Config{
+		Algorithms:  v.Algorithms,
+		JWKSURL:     v.JWKS,
+		JWKSRefresh: time.Duration(v.JWKSRefresh),
+		Issuer:      v.Issuer,
+		Audience:    v.Audience,
+		Leeway:      time.Duration(v.Leeway),
+		MaxAge:      time.Duration(v.MaxAge),
+		CacheSize:   v.CacheSize,
+	}
+	if v.Secret != "" {
+		secret := resolveSecret(v.Secret)
+		if secret == "" {
+			return errors.New("hook_verify: the secret resolved to an empty value (is its environment variable or file set?)")
+		}
+		cfg.Secret = []byte(secret)
+	}
+	for _, pk := range v.PublicKeys {
+		pem, err := os.ReadFile(pk.File)
+		if err != nil {
+			return fmt.Errorf("hook_verify: reading public key: %w", err)
+		}
+		cfg.PublicKeys = append(cfg.PublicKeys, jwtverify.PublicKey{KID: pk.KID, PEM: pem})
+	}
+	verifier, err := jwtverify.New(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("hook_verify: %w", err)
+	}
+	v.verifier = verifier
+	return nil
+}
+
+// Validate checks the settings that need no I/O.
+func (v *Verify) Validate() error {
+	if v.Secret == "" && len(v.PublicKeys) == 0 && v.JWKS == "" {
+		return errors.New("hook_verify: configure a secret, a public_key or a jwks URL")
+	}
+	for _, a := range v.Algorithms {
+		if strings.EqualFold(a, "none") {
+			return errors.New(`hook_verify: the "none" algorithm is never allowed`)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP verifies the token and passes the request on.
+func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	token := r.Header.Get(v.Header)
+	if token == "" && v.AllowBearer {
+		if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+			token = strings.TrimSpace(auth[7:])
+		}
+	}
+	if token == "" {
+		v.refuse(w, r, http.StatusUnauthorized, jwtverify.DetailMissing, nil)
+		return nil
+	}
+	claims, err := v.verifier.Verify(token)
+	if err != nil {
+		var verr *jwtverify.Error
+		if errors.As(err, &verr) {
+			v.refuse(w, r, verr.Status, verr.Detail, verr.Err)
+		} else {
+			v.refuse(w, r, http.StatusUnauthorized, jwtverify.DetailInvalid, err)
+		}
+		return nil
+	}
+	for name, val := range claims {
+		switch val := val.(type) {
+		case string, bool:
+			caddyhttp.SetVar(r.Context(), "hook.claims."+name, val)
+		case float64:
+			caddyhttp.SetVar(r.Context(), "hook.claims."+name, strconv.FormatFloat(val, 'f', -1, 64))
+		}
+	}
+	caddyhttp.SetVar(r.Context(), "hook.verified", true)
+	return next.ServeHTTP(w, r)
+}
+
+// refuse answers a failed verification. A sender's bad token is logged at
+// Debug only, without the token.
+func (v *Verify) refuse(w http.ResponseWriter, r *http.Request, status int, detail string, cause error) {
+	if ce := v.log.Check(zap.DebugLevel, "webhook signature refused"); ce != nil {
+		ce.Write(zap.Int("status", status), zap.String("detail", detail), zap.NamedError("cause", cause), zap.String("remote", r.RemoteAddr))
+	}
+	observeIngress(r, status)
+	writeError(w, status, detail)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Verify)(nil)
+	_ caddy.Validator             = (*Verify)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Verify)(nil)
+)
