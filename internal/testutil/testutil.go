@@ -1,0 +1,194 @@
+// Package testutil holds what hookrelay's integration tests share: loopback
+// receivers that record what they get, signed tokens, sample payloads,
+// free ports, polling with a deadline, and a Caddy binary built from
+// cmd/caddy for tests that run Caddy as a child process.
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/jwtverify"
+)
+
+// Received is one request a Receiver got.
+type Received struct {
+	At     time.Time
+	Method string
+	Path   string
+	Query  string
+	Header http.Header
+	Body   []byte
+}
+
+// Receiver is a loopback HTTP server standing in for a destination or a
+// token endpoint. It records every request and answers what Answer says
+// (200 with an empty body when Answer is nil).
+type Receiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	got  []Received
+	// Answer decides the response to the n-th request (1-based).
+	Answer func(n int, r *http.Request, body []byte) (status int, header http.Header, respBody []byte)
+}
+
+// NewReceiver starts a receiver on 127.0.0.1, closed when the test ends.
+func NewReceiver(t testing.TB, answer func(n int, r *http.Request, body []byte) (int, http.Header, []byte)) *Receiver {
+	t.Helper()
+	rc := &Receiver{Answer: answer}
+	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	rc.got = append(rc.got, Received{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	n := len(rc.got)
+	answer := rc.Answer
+	rc.mu.Unlock()
+	status, h, resp := http.StatusOK, http.Header(nil), []byte(nil)
+	if answer != nil {
+		status, h, resp = answer(n, r, body)
+	}
+	for k, v := range h {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(resp)
+}
+
+// Got returns a copy of every request received so far.
+func (rc *Receiver) Got() []Received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]Received(nil), rc.got...)
+}
+
+// Count returns how many requests were received.
+func (rc *Receiver) Count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.got)
+}
+
+// WaitFor polls cond every few milliseconds until it holds, failing the
+// test after within.
+func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// HS256 returns a token signed with secret, valid for an hour from now,
+// with extra claims merged in.
+func HS256(t testing.TB, secret string, extra map[string]any) string {
+	t.Helper()
+	now := time.Now()
+	claims := map[string]any{"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	tok, err := jwtverify.Sign("HS256", []byte(secret), claims, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// AveGuide returns one valid Aveonline guide event as a JSON object, with
+// shipment id id.
+func AveGuide(id string) string {
+	return fmt.Sprintf(`{"id_envio":%q,"cod_estado":"4","nombre_estado":"EN ENTREGA","fecha_estado":"2022-12-11 11:04:43","cod_novedad":"NOVEDAD","nombre_novedad":"DIRECCION ERRONEA","fecha_novedad":"2022-12-11 11:31:00","estado_novedad":"EJECUTADA","guia_reeemplazo":"123-444-222","tipo_guia_reeemplazo":"DEV","ruta_digitalizada":"https://laruta.com/docs/1.pdf","observaciones":"no se encuentra la dirección"}`, id)
+}
+
+// AvePayload returns a valid tracking webhook body with one guide per id.
+func AvePayload(ids ...string) []byte {
+	guides := make([]string, len(ids))
+	for i, id := range ids {
+		guides[i] = AveGuide(id)
+	}
+	return []byte(`{"tipo":"json","body":[` + strings.Join(guides, ",") + `]}`)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Post sends body to url with headers and returns the status and body.
+func Post(t testing.TB, url string, header http.Header, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	client := &http.Client{Timeout: 15 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// CaddyBinary builds cmd/caddy (Caddy's standard modules plus hookrelay's)
+// once per test process and returns its path.
+func CaddyBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "hookrelay-caddy-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "caddy")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/caddy")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
