@@ -38,8 +38,8 @@ type Received struct {
 // (200 with an empty body when Answer is nil).
 type Receiver struct {
 	*httptest.Server
-	mu   sync.Mutex
-	got  []Received
+	mu  sync.Mutex
+	got []Received
 	// Answer decides the response to the n-th request (1-based).
 	Answer func(n int, r *http.Request, body []byte) (status int, header http.Header, respBody []byte)
 }
