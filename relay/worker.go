@@ -225,6 +225,13 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 
 	start := time.Now()
 	res := w.attempt(d, id, body)
+	if res.err != nil && w.ctx.Err() != nil {
+		// The worker is stopping (reload or shutdown) and cut the attempt
+		// short: hand the message back at once, without counting a
+		// failure against the destination.
+		_ = msg.Nak()
+		return
+	}
 	outcome := d.Retry.classify(res.status)
 	if res.err != nil {
 		outcome = Retry
