@@ -21,7 +21,9 @@ func init() {
 }
 
 // Verify checks the JWT an inbound webhook carries (Aveonline's
-// Ave-Hub-signature) before anything else reads the request. A request
+// Ave-Hub-signature) before anything else reads the request. Once
+// verified, the token header is removed from the request, so that access
+// logs and later handlers never see the credential. A request
 // without the header, or with a token that is malformed (400) or fails
 // any check (401), is answered in the hub contract's error envelope and
 // goes no further. Verified claims become placeholders
@@ -179,6 +181,10 @@ func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 	}
 	caddyhttp.SetVar(r.Context(), "hook.verified", true)
+	// The token is a credential: drop it once verified, so neither an
+	// access log (Caddy only redacts Authorization and Cookie) nor a
+	// handler after this one (e.g. reverse_proxy) sees it.
+	r.Header.Del(v.Header)
 	return next.ServeHTTP(w, r)
 }
 

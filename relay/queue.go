@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -47,6 +48,14 @@ type Storage struct {
 	Dir string
 	// Credentials is a NATS credentials file for URLs.
 	Credentials string
+	// TLSCA is a PEM file of the certificate authorities that sign the
+	// cluster's server certificates; empty means the system's roots.
+	// Setting it, or TLSCert, makes the connection require TLS.
+	TLSCA string
+	// TLSCert and TLSKey are PEM files of the client certificate and its
+	// key, for clusters that verify clients (mutual TLS); both or neither.
+	TLSCert string
+	TLSKey  string
 	// Replicas of each stream on a cluster; 0 means 3 for a cluster, 1
 	// embedded.
 	Replicas int
@@ -100,6 +109,7 @@ type queue struct {
 	storage Storage
 	srv     *server.Server // nil when external
 	nc      *nats.Conn
+	closing atomic.Bool
 	js      jetstream.JetStream
 	log     *zap.Logger
 }
@@ -115,6 +125,9 @@ func openQueue(ctx context.Context, st Storage, log *zap.Logger) (*queue, error)
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.CustomReconnectDelay(reconnectDelay),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if q.closing.Load() {
+				return
+			}
 			log.Warn("queue connection lost; ingress answers 503 and delivery pauses until it returns", zap.Error(err))
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
@@ -152,8 +165,16 @@ func openQueue(ctx context.Context, st Storage, log *zap.Logger) (*queue, error)
 		}
 		q.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))
-	} else if st.Credentials != "" {
-		opts = append(opts, nats.UserCredentials(st.Credentials))
+	} else {
+		if st.Credentials != "" {
+			opts = append(opts, nats.UserCredentials(st.Credentials))
+		}
+		if st.TLSCA != "" {
+			opts = append(opts, nats.RootCAs(st.TLSCA))
+		}
+		if st.TLSCert != "" || st.TLSKey != "" {
+			opts = append(opts, nats.ClientCert(st.TLSCert, st.TLSKey))
+		}
 	}
 	if !st.Embedded() {
 		// Keep trying to connect at start too: a cluster that is down
@@ -238,6 +259,7 @@ func (q *queue) shutdownServer() {
 }
 
 func (q *queue) close() {
+	q.closing.Store(true)
 	if q.nc != nil {
 		// Flush what is buffered, then close.
 		_ = q.nc.Drain()
