@@ -32,6 +32,11 @@ func init() {
 //	    storage embedded [<dir>]
 //	    storage nats <url>... {
 //	        credentials <file>
+//	        tls {
+//	            ca <file>
+//	            cert <file>
+//	            key <file>
+//	        }
 //	        replicas <n>
 //	    }
 //	    sync always | <interval>
@@ -81,6 +86,31 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 							return nil, d.Errf("replicas must be a positive number, not %q", v)
 						}
 						st.Replicas = n
+					case "tls":
+						if d.NextArg() {
+							return nil, d.ArgErr()
+						}
+						tc := &StorageTLS{}
+						for tn := d.Nesting(); d.NextBlock(tn); {
+							var dst *string
+							switch d.Val() {
+							case "ca":
+								dst = &tc.CA
+							case "cert":
+								dst = &tc.Cert
+							case "key":
+								dst = &tc.Key
+							default:
+								return nil, d.Errf("unknown storage nats tls option %q", d.Val())
+							}
+							if !d.AllArgs(dst) {
+								return nil, d.ArgErr()
+							}
+						}
+						if (tc.Cert == "") != (tc.Key == "") {
+							return nil, d.Err("storage nats tls needs both cert and key, or neither")
+						}
+						st.TLS = tc
 					default:
 						return nil, d.Errf("unknown storage nats option %q", d.Val())
 					}
@@ -326,9 +356,11 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
 //	hook_relay {
-//	    topic <topic>
-//	    max_body <size>                  # raw mode only; default 20MB
-//	    to <url> {                       # repeatable
+//	    mode async|sync                  # default async
+//	    topic <topic>                    # required in async mode
+//	    max_body <size>                  # raw and sync mode; default 20MB
+//	    response_secret <whsec_...>      # sync: signs the answers
+//	    to <url> {                       # repeatable; exactly one in sync mode
 //	        name <name>
 //	        header <name> <value>        # repeatable
 //	        param <name> <value>         # repeatable
@@ -340,6 +372,10 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	        sample <file>
 //	        fields <path>...
 //	        custom_fields <path>...
+//	        response_template <file> | `<inline template>`        # sync
+//	        error_response_template <file> | `<inline template>`  # sync
+//	        response_sample <file>                                # sync
+//	        error_response_sample <file>                          # sync
 //	        auth oauth {
 //	            token_url <url>
 //	            login_header <name> <value>
@@ -356,12 +392,32 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	            header <name> <value>
 //	        }
 //	    }
-//	    retry {
+//	    retry {                          # async mode only
 //	        schedule <duration>...       # last step repeats
 //	        max_age <duration>
 //	        on_4xx dead_letter|retry
 //	    }
 //	}
+//
+// In async mode (the default) each event is stored, answered 201 and
+// delivered in the background, with retries; template reshapes the
+// delivered body, checked over sample (default: a normalized ave_tracking
+// event), and fields/custom_fields keep only those paths of it.
+//
+// In sync mode (DEUNA's dynamic webhooks) the request's JSON body is
+// forwarded at once to the single destination with its auth, headers,
+// params, secret and timeout; nothing is stored or retried and no queue is
+// started. A 2xx JSON reply is rendered through response_template (reply
+// as .result, the request as .request, as in {{ .result.uuid }}), keeps
+// fields/custom_fields, and is answered 200. A non-2xx or failed exchange
+// is rendered through error_response_template (.result the error body or
+// null, .status, .error) and answered with the destination's 4xx status,
+// 502 when it failed or 504 when it timed out. Without templates the
+// reply's JSON is passed through. response_template is checked at load
+// over response_sample (DEUNA's response_data) with sample as .request;
+// error_response_template over an unreachable destination and
+// error_response_sample. With response_secret every answer carries a
+// Standard Webhooks signature.
 func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -371,6 +427,17 @@ func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "topic":
 			if !d.AllArgs(&h.Topic) {
+				return d.ArgErr()
+			}
+		case "mode":
+			if !d.AllArgs(&h.Mode) {
+				return d.ArgErr()
+			}
+			if h.Mode != ModeAsync && h.Mode != ModeSync {
+				return d.Errf("mode must be async or sync, not %q", h.Mode)
+			}
+		case "response_secret":
+			if !d.AllArgs(&h.ResponseSecret) {
 				return d.ArgErr()
 			}
 		case "max_body":
@@ -487,6 +554,26 @@ func parseDestination(d *caddyfile.Dispenser) (*Destination, error) {
 				return nil, d.ArgErr()
 			}
 			dest.CustomFields = append(dest.CustomFields, f...)
+		case "response_template", "error_response_template":
+			opt := d.Val()
+			var t string
+			if !d.AllArgs(&t) {
+				return nil, d.ArgErr()
+			}
+			inline, file := templateArg(t)
+			if opt == "response_template" {
+				dest.ResponseTemplate, dest.ResponseTemplateFile = inline, file
+			} else {
+				dest.ErrorResponseTemplate, dest.ErrorResponseTemplateFile = inline, file
+			}
+		case "response_sample":
+			if !d.AllArgs(&dest.ResponseSample) {
+				return nil, d.ArgErr()
+			}
+		case "error_response_sample":
+			if !d.AllArgs(&dest.ErrorResponseSample) {
+				return nil, d.ArgErr()
+			}
 		case "auth":
 			ac, err := parseAuth(d)
 			if err != nil {

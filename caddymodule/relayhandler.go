@@ -37,7 +37,8 @@ func init() {
 // relays the raw JSON body as one event of its topic.
 type Relay struct {
 	// Topic names the events of this route, such as "shipments/tracking".
-	Topic string `json:"topic"`
+	// Required, except in sync mode.
+	Topic string `json:"topic,omitempty"`
 
 	// Destinations receive every event of this route.
 	Destinations []*Destination `json:"destinations,omitempty"`
@@ -48,12 +49,34 @@ type Relay struct {
 	Retry *RetryConfig `json:"retry,omitempty"`
 
 	// MaxBody is the largest raw body accepted when no hook_normalize
-	// precedes this handler, in bytes. Default: 20 MB.
+	// precedes this handler (and in sync mode), in bytes. Default: 20 MB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
-	app   *App
-	names []string
-	log   *zap.Logger
+	// Mode is "async" (the default: store each event, answer 201, deliver
+	// in the background with retries) or "sync" (DEUNA's dynamic
+	// webhooks: forward the request to the single destination at once
+	// and answer with its reply, shaped by the destination's
+	// response_template or error_response_template). Sync mode stores
+	// nothing, retries nothing and needs no queue: it does not start the
+	// hookrelay app. It takes the raw JSON body, so it cannot follow
+	// hook_normalize, and its topic is optional. Its answers are 200 with
+	// the reply on a 2xx, the destination's status on a 4xx, 502 when the
+	// destination fails (5xx, 3xx, connection error, a reply that is not
+	// JSON or does not fit the template) and 504 when it times out.
+	Mode string `json:"mode,omitempty"`
+
+	// ResponseSecret is a Standard Webhooks secret ("whsec_<base64>")
+	// that signs every sync-mode answer: webhook-id, webhook-timestamp
+	// and webhook-signature over the response body. Use a placeholder
+	// such as {env.TIP_RESPONSE_WHSEC}. Sync mode only. Default: answers
+	// are not signed.
+	ResponseSecret string `json:"response_secret,omitempty"`
+
+	app        *App
+	names      []string
+	log        *zap.Logger
+	sync       *syncRelay
+	heldTokens bool // sync mode holds the shared OAuth token cache
 }
 
 // RetryConfig is a route's retry policy.
@@ -113,7 +136,9 @@ type Destination struct {
 
 	// Sample is a JSON file the template must render to valid JSON over
 	// at load time (DEUNA's response_data). Default: a complete normalized
-	// ave_tracking event.
+	// ave_tracking event. In sync mode it is a sample of the caller's
+	// body instead, seen as .request when the response templates are
+	// checked; default there: an empty object.
 	Sample string `json:"sample,omitempty"`
 
 	// Fields, when set, keeps only these dotted paths of the body
@@ -123,6 +148,49 @@ type Destination struct {
 	// CustomFields are more dotted paths kept with Fields (DEUNA's
 	// custom_fields).
 	CustomFields []string `json:"custom_fields,omitempty"`
+
+	// ResponseTemplate (sync mode) is a Go text/template (inline text)
+	// that turns the destination's 2xx JSON reply into the answer. It
+	// sees the reply as .result, the caller's JSON body as .request and
+	// the destination's status as .status, as in {{ .result.uuid }}; its
+	// output must be JSON. Fields and CustomFields then apply to its
+	// output. It is checked at load over ResponseSample (as .result) and
+	// Sample (as .request). Default: the reply is passed through.
+	ResponseTemplate string `json:"response_template,omitempty"`
+
+	// ResponseTemplateFile is a file holding the response template; an
+	// alternative to ResponseTemplate.
+	ResponseTemplateFile string `json:"response_template_file,omitempty"`
+
+	// ErrorResponseTemplate (sync mode) is a Go text/template (inline
+	// text) rendered when the destination answers other than 2xx or
+	// cannot be reached. It sees the destination's JSON error body as
+	// .result (null when it sent none or not JSON), its status as
+	// .status (0 when there is none), a short error text as .error
+	// ("HTTP 422 Unprocessable Entity", "timeout", "unreachable",
+	// "invalid JSON reply", ...) and the caller's body as .request. It
+	// is checked at load over an unreachable destination (.result null,
+	// .status 0) and over ErrorResponseSample when set. Default: a 4xx
+	// JSON body is passed through with its status; anything else is
+	// answered with the contract's error envelope.
+	ErrorResponseTemplate string `json:"error_response_template,omitempty"`
+
+	// ErrorResponseTemplateFile is a file holding the error response
+	// template; an alternative to ErrorResponseTemplate.
+	ErrorResponseTemplateFile string `json:"error_response_template_file,omitempty"`
+
+	// ResponseSample (sync mode) is a JSON file with a sample reply of the
+	// destination (DEUNA's response_data): the response template must
+	// render it, as .result, to valid JSON at load, or the config is
+	// refused. Required with a response template. In sync mode Sample,
+	// when set, is a sample of the caller's body, seen as .request at
+	// that check (default: an empty object).
+	ResponseSample string `json:"response_sample,omitempty"`
+
+	// ErrorResponseSample (sync mode) is a JSON file with a sample error
+	// body of the destination, over which the error response template is
+	// checked at load as a 422 answer. Default: none.
+	ErrorResponseSample string `json:"error_response_sample,omitempty"`
 
 	// Workers is how many deliveries to this destination run at once.
 	// Default: 16.
@@ -194,6 +262,13 @@ func (h *Relay) Provision(ctx caddy.Context) error {
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
 	}
+	if err := h.checkMode(); err != nil {
+		return err
+	}
+	if h.Mode == ModeSync {
+		// Sync mode stores nothing: asking for the app would start its queue.
+		return h.provisionSync(ctx)
+	}
 	appVal, err := ctx.App("hookrelay")
 	if err != nil {
 		return err
@@ -217,6 +292,12 @@ func (h *Relay) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *Relay) Validate() error {
+	if err := h.checkMode(); err != nil {
+		return err
+	}
+	if h.Mode == ModeSync {
+		return nil
+	}
 	if h.Topic == "" {
 		return errors.New("hook_relay: a topic is required")
 	}
@@ -434,6 +515,9 @@ func (dc *Destination) sample() ([]byte, error) {
 
 // ServeHTTP stores the request's events and answers once they are stored.
 func (h *Relay) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.sync != nil {
+		return h.serveSync(w, r)
+	}
 	var events []event.Event
 	in := ingressFrom(r)
 	if in != nil {
