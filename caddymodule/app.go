@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,8 +26,8 @@ func init() {
 // stalls a delivery in flight; each new config pushes its destinations
 // into the running engine.
 //
-// When no hookrelay app is configured but a route uses hook_relay, the
-// app runs with its defaults: the embedded queue under Caddy's data
+// When no hookrelay app is configured but a route uses hook_relay in its
+// default (async) mode, the app runs with its defaults: the embedded queue under Caddy's data
 // directory.
 type App struct {
 	// Storage says where the queue lives. Default: embedded, under
@@ -75,6 +76,27 @@ type StorageConfig struct {
 
 	// Replicas of each stream on a cluster. Default: 3.
 	Replicas int `json:"replicas,omitempty"`
+
+	// TLS sets the certificate authorities that verify the servers and
+	// the client certificate, and makes the connection to URLs require
+	// TLS. Default: TLS only when a URL has the tls:// scheme or the
+	// server asks for it, verified with the system's roots.
+	TLS *StorageTLS `json:"tls,omitempty"`
+}
+
+// StorageTLS is how the connection to a NATS cluster is secured.
+type StorageTLS struct {
+	// CA is a PEM file of the certificate authorities that sign the
+	// servers' certificates. Default: the system's roots.
+	CA string `json:"ca,omitempty"`
+
+	// Cert is a PEM file of the client certificate, for clusters that
+	// verify clients. Default: none. Requires Key.
+	Cert string `json:"cert,omitempty"`
+
+	// Key is a PEM file of Cert's private key. Default: none. Requires
+	// Cert.
+	Key string `json:"key,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -149,6 +171,9 @@ func (a *App) storage() relay.Storage {
 		st.Credentials = a.Storage.Credentials
 		st.Replicas = a.Storage.Replicas
 		st.Dir = a.Storage.Dir
+		if t := a.Storage.TLS; t != nil {
+			st.TLSCA, st.TLSCert, st.TLSKey = t.CA, t.Cert, t.Key
+		}
 	}
 	if len(st.URLs) == 0 && st.Dir == "" {
 		st.Dir = filepath.Join(caddy.AppDataDir(), "hookrelay")
@@ -163,6 +188,9 @@ func (a *App) Validate() error {
 	}
 	if a.Storage != nil && a.Storage.Replicas < 0 {
 		return errors.New("hookrelay: replicas cannot be negative")
+	}
+	if a.Storage != nil && a.Storage.TLS != nil && (a.Storage.TLS.Cert == "") != (a.Storage.TLS.Key == "") {
+		return errors.New("hookrelay: storage tls needs both cert and key, or neither")
 	}
 	return nil
 }
@@ -191,6 +219,7 @@ func (a *App) Start() error {
 	if err := a.engine.Apply(a, dests); err != nil {
 		return fmt.Errorf("hookrelay: %w", err)
 	}
+	setCurrentApp(a)
 	a.log.Info("relay started", zap.Int("destinations", len(dests)), zap.Bool("embedded", a.engine.storage.Embedded()))
 	return nil
 }
@@ -198,6 +227,7 @@ func (a *App) Start() error {
 // Stop withdraws this config's destinations; if a newer config is
 // running, its destinations keep running untouched.
 func (a *App) Stop() error {
+	clearCurrentApp(a)
 	if a.engine != nil {
 		a.engine.Release(a)
 	}
@@ -213,6 +243,40 @@ func (a *App) Cleanup() error {
 	_, err := engines.Delete(a.key)
 	a.key = ""
 	return err
+}
+
+// started lists the running apps, oldest first: during a reload the old
+// and the new config overlap, and a new config that fails to start falls
+// back to the old one.
+var (
+	startedMu sync.Mutex
+	started   []*App
+)
+
+// setCurrentApp records that a started; the admin API and the metrics
+// read the most recently started app.
+func setCurrentApp(a *App) {
+	startedMu.Lock()
+	started = append(slices.DeleteFunc(started, func(x *App) bool { return x == a }), a)
+	startedMu.Unlock()
+}
+
+// clearCurrentApp records that a stopped.
+func clearCurrentApp(a *App) {
+	startedMu.Lock()
+	started = slices.DeleteFunc(started, func(x *App) bool { return x == a })
+	startedMu.Unlock()
+}
+
+// runningEngine returns the engine of the most recently started app that
+// still runs, or nil.
+func runningEngine() *pooledEngine {
+	startedMu.Lock()
+	defer startedMu.Unlock()
+	if len(started) == 0 {
+		return nil
+	}
+	return started[len(started)-1].engine
 }
 
 // Interface guards

@@ -158,7 +158,7 @@ func openQueue(ctx context.Context, st Storage, log *zap.Logger) (*queue, error)
 			return nil, fmt.Errorf("embedded queue: %w", err)
 		}
 		srv.SetLoggerV2(natsLogger{log.Named("nats")}, false, false, false)
-		go srv.Start()
+		srv.Start() // does not block
 		if !srv.ReadyForConnections(30 * time.Second) {
 			srv.Shutdown()
 			return nil, errors.New("embedded queue did not start within 30s")

@@ -82,7 +82,7 @@ func (w *destWorker) consumer() (jetstream.Consumer, error) {
 	if err := w.e.q.ensureStreams(ctx); err != nil {
 		return nil, err
 	}
-	return w.e.q.js.CreateOrUpdateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       consumerName(d.Name),
 		Description:   "hookrelay deliveries to " + d.Name,
 		FilterSubject: outSubject(d.Name),
@@ -92,7 +92,10 @@ func (w *destWorker) consumer() (jetstream.Consumer, error) {
 		AckWait:       2*d.Timeout + 30*time.Second,
 		MaxDeliver:    -1,
 		MaxAckPending: d.MaxPending,
-	})
+	}
+	// Keep a pause (Engine.Pause) across updates.
+	cfg.PauseUntil = w.e.q.pausedUntil(ctx, cfg.Durable)
+	return w.e.q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
 }
 
 // dispatch pulls messages and hands them to the workers.
@@ -102,10 +105,23 @@ func (w *destWorker) dispatch(work chan<- jetstream.Msg) {
 	var cons jetstream.Consumer
 	backoff := 100 * time.Millisecond
 	cooldown := time.Duration(0)
+	// stalled counts consecutive failed fetches; a few in a row mean
+	// delivery is paused (queue unreachable, no leader), which is logged
+	// once, and so is the recovery.
+	stalled := 0
+	fetchFailed := func(msg string, err error) {
+		stalled++
+		if stalled == fetchStalledAfter {
+			w.log.Warn("cannot fetch from the queue; delivery pauses until it answers", zap.Error(err))
+			return
+		}
+		w.log.Debug(msg, zap.Error(err))
+	}
 	for w.ctx.Err() == nil {
 		if cons == nil {
 			c, err := w.consumer()
 			if err != nil {
+				stalled = max(stalled+1, fetchStalledAfter)
 				w.log.Warn("cannot create the destination's consumer; retrying", zap.Error(err), zap.Duration("in", backoff))
 				if !sleepCtx(w.ctx, backoff) {
 					return
@@ -138,10 +154,10 @@ func (w *destWorker) dispatch(work chan<- jetstream.Msg) {
 			if w.ctx.Err() != nil {
 				return
 			}
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			if consumerGone(err) {
 				cons = nil
 			}
-			w.log.Debug("fetch failed; retrying", zap.Error(err))
+			fetchFailed("fetch failed; retrying", err)
 			if !sleepCtx(w.ctx, backoff) {
 				return
 			}
@@ -159,10 +175,10 @@ func (w *destWorker) dispatch(work chan<- jetstream.Msg) {
 		cancel()
 		if err := batch.Error(); err != nil && w.ctx.Err() == nil &&
 			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if consumerGone(err) {
 				cons = nil
 			}
-			w.log.Debug("fetch ended with an error", zap.Error(err))
+			fetchFailed("fetch ended with an error", err)
 			if !sleepCtx(w.ctx, backoff) {
 				return
 			}
@@ -170,7 +186,28 @@ func (w *destWorker) dispatch(work chan<- jetstream.Msg) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		if stalled >= fetchStalledAfter {
+			w.log.Info("fetching from the queue again; delivery resumed")
+		}
+		stalled = 0
 	}
+}
+
+// fetchStalledAfter is how many failed fetches in a row are logged as
+// paused delivery; fewer (a leader change) are only debug noise.
+const fetchStalledAfter = 3
+
+// consumerGone reports whether a fetch error means that the destination's
+// consumer, or its stream, no longer exists and must be created again. A
+// pull request for a consumer that does not exist finds no responder:
+// that is what a cluster that came back without its state, or a deleted
+// stream, looks like from here. Re-creating is idempotent, so doing it
+// for a responder missing only for a moment costs a few requests.
+func consumerGone(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, nats.ErrNoResponders)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -202,6 +239,8 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
+	stats := w.e.stats(d.Name)
+	stats.taken(meta.Sequence.Stream)
 	attempt := headerInt(hdr, HeaderAttempts) + int(meta.NumDelivered)
 	firstSeen, err := time.Parse(time.RFC3339Nano, hdr.Get(HeaderFirstSeen))
 	if err != nil {
@@ -217,6 +256,9 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 	if d.Transform != nil {
 		out, err := d.Transform(body)
 		if err != nil {
+			if w.e.obs != nil {
+				w.e.obs.Attempt(d.Name, Dead.String(), 0)
+			}
 			w.deadLetter(msg, d, id, attempt, firstSeen, 0, "transform: "+err.Error(), "transform_failed", log)
 			return
 		}
@@ -243,6 +285,7 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 		zap.NamedError("error", res.err))
 
 	observe := func(o Outcome) {
+		stats.record(o, res.status, statusError(res))
 		if w.e.obs != nil {
 			w.e.obs.Attempt(d.Name, o.String(), time.Since(start))
 		}
@@ -360,6 +403,8 @@ func (w *destWorker) retryLater(msg jetstream.Msg, d *Destination, id string, at
 	if delay <= w.e.nakMax {
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
+		} else if meta, err := msg.Metadata(); err == nil {
+			w.e.stats(d.Name).retryingAt(meta.Sequence.Stream, time.Now().Add(delay))
 		}
 		return
 	}
