@@ -153,9 +153,11 @@ func (v *Verify) Validate() error {
 // ServeHTTP verifies the token and passes the request on.
 func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	token := r.Header.Get(v.Header)
+	fromBearer := false
 	if token == "" && v.AllowBearer {
 		if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 			token = strings.TrimSpace(auth[7:])
+			fromBearer = true
 		}
 	}
 	if token == "" {
@@ -185,6 +187,9 @@ func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	// access log (Caddy only redacts Authorization and Cookie) nor a
 	// handler after this one (e.g. reverse_proxy) sees it.
 	r.Header.Del(v.Header)
+	if fromBearer {
+		r.Header.Del("Authorization")
+	}
 	return next.ServeHTTP(w, r)
 }
 
