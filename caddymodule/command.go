@@ -19,10 +19,21 @@ const DevSecret = "hookrelay-development-secret-change-me"
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "hookrelay",
-		Usage: "token [--secret <secret>] [--ttl <duration>] [--iss <issuer>] [--aud <audience>]",
-		Short: "hookrelay tools: mint a development token",
+		Usage: "token|status|dead-letters|replay|pause|resume [flags]",
+		Short: "hookrelay tools: development tokens, status, dead letters, replay, pause",
 		Long: `
 Tools for hookrelay.
+
+'status', 'dead-letters', 'replay', 'pause' and 'resume' talk to a running
+Caddy's admin API: at --address, else the admin address of --config, else
+localhost:2019.
+
+	caddy hookrelay status
+	caddy hookrelay dead-letters --destination erp
+	caddy hookrelay replay 17 18
+	caddy hookrelay replay --destination erp --since 2h
+	caddy hookrelay pause erp
+	caddy hookrelay resume erp
 
 'token' prints an HS256 JWT for the Ave-Hub-signature header, signed with
 --secret, else $HOOKRELAY_DEV_SECRET, else the public development secret
@@ -33,7 +44,8 @@ the default Caddyfile accepts. Use it to try the relay locally:
 	     http://localhost:8080/api-webhook/public/api/v1/shipping-events-hook
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(tokenCommand())
+			cmd.AddCommand(tokenCommand(), statusCommand(), deadLettersCommand(), replayCommand(),
+				pauseCommand("pause"), pauseCommand("resume"))
 		},
 	})
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -46,7 +47,7 @@ var (
 	}, []string{"destination"})
 )
 
-var collectors = []prometheus.Collector{ingressRequests, eventsEnqueued, deliveryAttempts, attemptSeconds, deadLetters}
+var collectors = []prometheus.Collector{ingressRequests, eventsEnqueued, deliveryAttempts, attemptSeconds, deadLetters, engineCollector{}}
 
 // registerMetrics registers the collectors with the config's registry;
 // a collector already registered there is fine.
@@ -81,5 +82,75 @@ func (deliveryObserver) Attempt(dest, outcome string, took time.Duration) {
 	attemptSeconds.WithLabelValues(dest).Observe(took.Seconds())
 	if outcome == "dead_letter" {
 		deadLetters.WithLabelValues(dest).Inc()
+	}
+}
+
+// engineCollector reports, at each scrape, the running engine's queue
+// state per destination and its token cache counters. It reads whichever
+// engine the most recently started config uses, so a reload never leaves
+// it reading a stopped one.
+type engineCollector struct{}
+
+var (
+	queueDepthDesc = prometheus.NewDesc("hookrelay_queue_depth",
+		"Messages waiting for a destination: stored, in flight, and parked for a later retry.",
+		[]string{"destination"}, nil)
+	retriesWaitingDesc = prometheus.NewDesc("hookrelay_retries_waiting",
+		"Messages of a destination waiting for a retry.",
+		[]string{"destination"}, nil)
+	deadLettersStoredDesc = prometheus.NewDesc("hookrelay_dead_letters_stored",
+		"Dead letters kept for a destination, awaiting inspection or replay.",
+		[]string{"destination"}, nil)
+	pausedDesc = prometheus.NewDesc("hookrelay_destination_paused",
+		"1 while deliveries to a destination are paused.",
+		[]string{"destination"}, nil)
+	tokenFetchesDesc = prometheus.NewDesc("hookrelay_token_fetches_total",
+		"Token requests sent to OAuth token endpoints.", nil, nil)
+	tokenFetchErrorsDesc = prometheus.NewDesc("hookrelay_token_fetch_errors_total",
+		"Token requests that failed.", nil, nil)
+	tokenHitsDesc = prometheus.NewDesc("hookrelay_token_cache_hits_total",
+		"Deliveries authorized with a cached token.", nil, nil)
+	tokenMissesDesc = prometheus.NewDesc("hookrelay_token_cache_misses_total",
+		"Deliveries that waited for a token request.", nil, nil)
+)
+
+// Describe sends the descriptors of every metric Collect may send.
+func (engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		queueDepthDesc, retriesWaitingDesc, deadLettersStoredDesc, pausedDesc,
+		tokenFetchesDesc, tokenFetchErrorsDesc, tokenHitsDesc, tokenMissesDesc,
+	} {
+		ch <- d
+	}
+}
+
+// Collect reads the running engine; it sends nothing when none runs, and
+// only the token counters when the queue cannot be read in time.
+func (engineCollector) Collect(ch chan<- prometheus.Metric) {
+	eng := runningEngine()
+	if eng == nil {
+		return
+	}
+	ts := eng.tokens.Stats()
+	ch <- prometheus.MustNewConstMetric(tokenFetchesDesc, prometheus.CounterValue, float64(ts.Fetches))
+	ch <- prometheus.MustNewConstMetric(tokenFetchErrorsDesc, prometheus.CounterValue, float64(ts.FetchErrors))
+	ch <- prometheus.MustNewConstMetric(tokenHitsDesc, prometheus.CounterValue, float64(ts.Hits))
+	ch <- prometheus.MustNewConstMetric(tokenMissesDesc, prometheus.CounterValue, float64(ts.Misses))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stats, err := eng.Stats(ctx)
+	if err != nil {
+		return
+	}
+	for _, st := range stats {
+		paused := 0.0
+		if st.Paused {
+			paused = 1
+		}
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(st.Depth()), st.Name)
+		ch <- prometheus.MustNewConstMetric(retriesWaitingDesc, prometheus.GaugeValue, float64(st.InRetry), st.Name)
+		ch <- prometheus.MustNewConstMetric(deadLettersStoredDesc, prometheus.GaugeValue, float64(st.DeadLetters), st.Name)
+		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused, st.Name)
 	}
 }

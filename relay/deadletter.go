@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 type DeadLetter struct {
 	Seq         uint64    `json:"seq"`
 	EventID     string    `json:"event_id"`
+	Topic       string    `json:"topic"`
 	Destination string    `json:"destination"`
 	Attempts    int       `json:"attempts"`
 	FirstSeen   time.Time `json:"first_seen"`
@@ -37,6 +39,12 @@ func deadLetterFromMsg(m *jetstream.RawStreamMsg) DeadLetter {
 		LastError:   h.Get(HeaderLastError),
 		Reason:      h.Get(HeaderReason),
 		Event:       m.Data,
+	}
+	var ev struct {
+		Topic string `json:"topic"`
+	}
+	if json.Unmarshal(m.Data, &ev) == nil {
+		dl.Topic = ev.Topic
 	}
 	dl.FirstSeen, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderFirstSeen))
 	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderDeadAt))
@@ -141,4 +149,30 @@ func (e *Engine) Replay(ctx context.Context, seqs []uint64) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// ReplayDestination replays every dead letter of a destination that was
+// dead-lettered at or after since (the zero time means all of them), like
+// Replay. It returns how many were requeued.
+func (e *Engine) ReplayDestination(ctx context.Context, dest string, since time.Time) (int, error) {
+	if !ValidName(dest) {
+		return 0, fmt.Errorf("invalid destination name %q", dest)
+	}
+	var seqs []uint64
+	for after := uint64(0); ; {
+		dls, next, err := e.DeadLetters(ctx, dest, after, 1000)
+		if err != nil {
+			return 0, err
+		}
+		for _, dl := range dls {
+			if since.IsZero() || !dl.DeadAt.Before(since) {
+				seqs = append(seqs, dl.Seq)
+			}
+		}
+		if next == 0 {
+			break
+		}
+		after = next
+	}
+	return e.Replay(ctx, seqs)
 }

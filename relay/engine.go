@@ -77,6 +77,12 @@ type Engine struct {
 	owners  []ownerSet
 	workers map[string]*destWorker
 	closed  bool
+
+	// destStats holds a *destStats per destination name, kept across
+	// worker restarts; see stats.go.
+	destStats sync.Map
+	// consumerMu serializes the workers' stream and consumer updates.
+	consumerMu sync.Mutex
 }
 
 type ownerSet struct {

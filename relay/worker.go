@@ -79,6 +79,11 @@ func (w *destWorker) consumer() (jetstream.Consumer, error) {
 	d := w.cfg()
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
+	// One stream or consumer update at a time: nats-server 2.15 races
+	// on the stream's store config when a stream update and a consumer
+	// create run at once (the race detector reports it).
+	w.e.consumerMu.Lock()
+	defer w.e.consumerMu.Unlock()
 	if err := w.e.q.ensureStreams(ctx); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,320 @@
+// Package ops holds hookrelay's operations tests, run against a real Caddy
+// in-process (caddytest): the admin API (/hookrelay/...), the Prometheus
+// metrics on the admin /metrics endpoint across a reload, the status page
+// in a real headless browser, and the 'caddy hookrelay' CLI commands.
+package ops
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	// hookrelay's modules, for the in-process Caddy that caddytest runs.
+	_ "github.com/hookrelay/hookrelay"
+	"github.com/hookrelay/hookrelay/internal/testutil"
+)
+
+// The in-process Caddy of this package: its admin port and the HTTP port
+// its configs listen on (this package owns 3040 and 9480-9499).
+const (
+	adminPort = 3040
+	adminAddr = "localhost:3040"
+	adminURL  = "http://localhost:3040"
+	httpPort  = 9480
+	baseURL   = "http://127.0.0.1:9480"
+	// hookPath is where every config of this package takes webhooks.
+	hookPath = "/hook"
+	topic    = "shipments/tracking"
+)
+
+// baseDir holds every test's queue directory; it is removed after the
+// whole package ran.
+var baseDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hookrelay-ops-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	baseDir = dir
+	// Keep the in-process Caddy's data and autosaved config away from
+	// other packages running at the same time.
+	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "xdg-data"))
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg-config"))
+	code := m.Run()
+	unloadAll()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func queueDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(baseDir, "queue-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func newTester(t *testing.T) *caddytest.Tester {
+	t.Helper()
+	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
+		AdminPort:          adminPort,
+		LoadRequestTimeout: 30 * time.Second,
+		TestRequestTimeout: 15 * time.Second,
+	})
+}
+
+// config returns a Caddyfile with this package's global options, a fresh
+// queue, and a site on httpPort that relays hookPath (Ave tracking) to
+// the destinations and serves site, more directives for the site.
+func config(t *testing.T, dir string, dests []dest, site string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin %s\n\thttp_port %d\n\thttps_port 9843\n\tauto_https off\n\tskip_install_trust\n", adminAddr, httpPort)
+	fmt.Fprintf(&b, "\thookrelay {\n\t\tstorage embedded %s\n\t}\n}\n\n", dir)
+	fmt.Fprintf(&b, ":%d {\n\troute %s {\n\t\thook_normalize ave_tracking\n\t\thook_relay {\n\t\t\ttopic %s\n", httpPort, hookPath, topic)
+	for _, d := range dests {
+		fmt.Fprintf(&b, "\t\t\tto %s {\n\t\t\t\tname %s\n", d.url, d.name)
+		for _, l := range d.lines {
+			fmt.Fprintf(&b, "\t\t\t\t%s\n", l)
+		}
+		b.WriteString("\t\t\t}\n")
+	}
+	b.WriteString("\t\t\tretry {\n\t\t\t\tschedule 1s\n\t\t\t}\n\t\t}\n\t}\n")
+	b.WriteString(site)
+	b.WriteString("\n}\n")
+	return b.String()
+}
+
+type dest struct {
+	name  string
+	url   string
+	lines []string
+}
+
+// load runs config in the in-process Caddy (a reload when one runs) and,
+// when the test ends, unloads it so its queue closes before the next test.
+func load(t *testing.T, tc *caddytest.Tester, cfg string) {
+	t.Helper()
+	t.Cleanup(unloadAll)
+	tc.InitServer(cfg, "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// unloadAll loads a config with the admin endpoint only.
+func unloadAll() {
+	cfg := fmt.Sprintf(`{"admin":{"listen":"localhost:%d"}}`, adminPort)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Post(adminURL+"/load", "application/json", strings.NewReader(cfg))
+	if err == nil {
+		resp.Body.Close()
+	}
+}
+
+var httpClient = &http.Client{Timeout: 20 * time.Second}
+
+// do sends a request and returns the status and body.
+func do(t testing.TB, method, url, contentType string, body []byte, header ...string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// admin calls the admin API and decodes a 200 answer into out.
+func admin(t testing.TB, method, path string, body any, out any) {
+	t.Helper()
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, b := do(t, method, adminURL+path, "application/json", raw)
+	if status != http.StatusOK {
+		t.Fatalf("%s %s = %d %s, want 200", method, path, status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decoding %s: %v", method, path, b, err)
+		}
+	}
+}
+
+// postAve posts an Ave tracking payload with one guide per id; it must be
+// answered 201.
+func postAve(t testing.TB, ids ...string) {
+	t.Helper()
+	status, body := do(t, http.MethodPost, baseURL+hookPath, "application/json", testutil.AvePayload(ids...))
+	if status != http.StatusCreated {
+		t.Fatalf("POST %s = %d %s, want 201", hookPath, status, body)
+	}
+}
+
+// The admin API's answers, as a client reads them.
+type destinationStatus struct {
+	Name         string     `json:"name"`
+	Pending      uint64     `json:"pending"`
+	InFlight     int        `json:"in_flight"`
+	InRetry      uint64     `json:"in_retry"`
+	NextAttempt  *time.Time `json:"next_attempt"`
+	LastStatus   int        `json:"last_status"`
+	LastOutcome  string     `json:"last_outcome"`
+	LastError    string     `json:"last_error"`
+	Paused       bool       `json:"paused"`
+	DeadLetters  uint64     `json:"dead_letters"`
+	CircuitOpen  bool       `json:"circuit_open"`
+	RecentCounts struct {
+		Delivered  int `json:"delivered"`
+		Retry      int `json:"retry"`
+		DeadLetter int `json:"dead_letter"`
+	} `json:"recent"`
+}
+
+type deadLetter struct {
+	ID          uint64    `json:"id"`
+	EventID     string    `json:"event_id"`
+	Topic       string    `json:"topic"`
+	Destination string    `json:"destination"`
+	Attempts    int       `json:"attempts"`
+	FirstSeen   time.Time `json:"first_seen"`
+	DeadAt      time.Time `json:"dead_at"`
+	LastStatus  int       `json:"last_status"`
+	LastError   string    `json:"last_error"`
+	Reason      string    `json:"reason"`
+}
+
+type deadLetterPage struct {
+	DeadLetters []deadLetter `json:"dead_letters"`
+	Total       uint64       `json:"total"`
+	NextCursor  string       `json:"next_cursor"`
+}
+
+// status returns a destination's status from the admin API.
+func status(t testing.TB, name string) destinationStatus {
+	t.Helper()
+	var resp struct {
+		Destinations []destinationStatus `json:"destinations"`
+	}
+	admin(t, http.MethodGet, "/hookrelay/destinations", nil, &resp)
+	for _, d := range resp.Destinations {
+		if d.Name == name {
+			return d
+		}
+	}
+	t.Fatalf("destination %s not listed in %+v", name, resp.Destinations)
+	return destinationStatus{}
+}
+
+func deadLetters(t testing.TB, query string) deadLetterPage {
+	t.Helper()
+	var page deadLetterPage
+	admin(t, http.MethodGet, "/hookrelay/dead_letters"+query, nil, &page)
+	return page
+}
+
+// sink is a loopback destination that records the webhook-id of every
+// attempt and answers what its script says for the n-th one (1-based).
+type sink struct {
+	*testutil.Receiver
+	mu  sync.Mutex
+	ids []string
+}
+
+func newSink(t testing.TB, script func(n int) int) *sink {
+	t.Helper()
+	s := &sink{}
+	s.Receiver = testutil.NewReceiver(t, func(n int, r *http.Request, _ []byte) (int, http.Header, []byte) {
+		s.mu.Lock()
+		s.ids = append(s.ids, r.Header.Get("webhook-id"))
+		s.mu.Unlock()
+		if script == nil {
+			return http.StatusOK, nil, nil
+		}
+		return script(n), nil, nil
+	})
+	return s
+}
+
+// failFirst answers 404 to the first n attempts, then 200.
+func failFirst(n int) func(int) int {
+	return func(i int) int {
+		if i <= n {
+			return http.StatusNotFound
+		}
+		return http.StatusOK
+	}
+}
+
+// idsReceived returns how many attempts carried each webhook-id.
+func (s *sink) idsReceived() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]int)
+	for _, id := range s.ids {
+		m[id]++
+	}
+	return m
+}
+
+// scrape reads the admin endpoint's /metrics into name{labels} -> value.
+func scrape(t testing.TB) map[string]float64 {
+	t.Helper()
+	status, body := do(t, http.MethodGet, adminURL+"/metrics", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", status)
+	}
+	m := make(map[string]float64)
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m
+}
