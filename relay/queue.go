@@ -133,6 +133,11 @@ func openQueue(ctx context.Context, st Storage, log *zap.Logger) (*queue, error)
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("queue connection restored", zap.String("server", c.ConnectedUrlRedacted()))
 		}),
+		// The first connection; when Caddy started while the cluster
+		// was unreachable, this is when ingress stops answering 503.
+		nats.ConnectHandler(func(c *nats.Conn) {
+			log.Info("queue connected", zap.String("server", c.ConnectedUrlRedacted()))
+		}),
 		// Never hold publishes in a client buffer while disconnected: a
 		// sender must get 503 at once rather than a 201 for an event
 		// that only sits in memory.
