@@ -1,0 +1,207 @@
+package delivery
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
+)
+
+// TestKill9UnderLoadLosesNoAcceptedEvent runs Caddy as a child process,
+// posts distinct guides from several senders while the destination is
+// down, kills Caddy with SIGKILL in the middle of it, restarts it on the
+// same queue directory with the destination up, and checks that every
+// event that was answered 201 is delivered. Duplicates are allowed and
+// reported; losses are not.
+func TestKill9UnderLoadLosesNoAcceptedEvent(t *testing.T) {
+	bin := testutil.CaddyBinary(t)
+	for _, mode := range []struct{ name, sync string }{
+		{"sync_default", ""},
+		{"sync_always", "sync always"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			killUnderLoad(t, bin, mode.name, mode.sync)
+		})
+	}
+}
+
+func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
+	// Kill once this many events were answered 201; the senders keep
+	// going until the kill.
+	killAfter := 4000
+	if testing.Short() {
+		killAfter = 400
+	}
+	const senders, perRequest = 8, 2
+
+	var up atomic.Bool
+	s := newSink(t, func(int, delivery) (int, http.Header) {
+		if up.Load() {
+			return http.StatusOK, nil
+		}
+		return http.StatusServiceUnavailable, nil
+	})
+
+	dir := t.TempDir()
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	port := testutil.FreePort(t)
+	caddyfile := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	skip_install_trust
+	hookrelay {
+		storage embedded %s
+		%s
+	}
+}
+
+:%d {
+	bind 127.0.0.1
+	route /ave {
+		hook_verify {
+			secret %s
+			algorithms HS256
+		}
+		hook_normalize ave_tracking
+		hook_relay {
+			topic shipments/tracking
+			to %s/hooks {
+				name durable_sink
+				timeout 1s
+			}
+			retry {
+				schedule 100ms 250ms 500ms
+			}
+		}
+	}
+}
+`, adminAddr, filepath.Join(dir, "queue"), syncLine, port, verifySecret, s.URL)
+	url := fmt.Sprintf("http://127.0.0.1:%d/ave", port)
+
+	c := testutil.StartCaddy(t, bin, dir, adminAddr, caddyfile)
+
+	// Several senders post distinct guides; every guide of a request
+	// answered 201 is recorded.
+	var (
+		mu        sync.Mutex
+		accepted  = map[string]bool{}
+		requests  atomic.Int64
+		answered  atomic.Int64 // 201s
+		refused   atomic.Int64 // other statuses
+		failed    atomic.Int64 // transport errors: cut or refused by the kill
+		stop      atomic.Bool
+		wg        sync.WaitGroup
+		reachedCh = make(chan struct{})
+		reached   sync.Once
+	)
+	token := testutil.HS256(t, verifySecret, nil)
+	for w := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := 0; !stop.Load(); seq++ {
+				ids := guideIDs(fmt.Sprintf("%s-w%d-r%d", mode, w, seq), perRequest)
+				requests.Add(1)
+				status, _, _, err := post(url, http.Header{"Ave-Hub-Signature": {token}}, testutil.AvePayload(ids...))
+				switch {
+				case err != nil && status == 0:
+					failed.Add(1)
+					if stop.Load() {
+						return
+					}
+				case status == http.StatusCreated:
+					// The 201 is written only after the queue acknowledged
+					// every event of the request: they count even if the
+					// kill cut the rest of the response.
+					answered.Add(1)
+					mu.Lock()
+					for _, id := range ids {
+						accepted[id] = true
+					}
+					n := len(accepted)
+					mu.Unlock()
+					if n >= killAfter {
+						reached.Do(func() { close(reachedCh) })
+					}
+				default:
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	select {
+	case <-reachedCh:
+	case <-time.After(2 * time.Minute):
+		stop.Store(true)
+		wg.Wait()
+		t.Fatalf("only %d events accepted in 2 minutes\n%s", len(accepted), c.Log())
+	}
+	c.Kill() // SIGKILL, senders still posting
+	stop.Store(true)
+	wg.Wait()
+	attemptsWhileDown := s.attempts()
+
+	mu.Lock()
+	want := make(map[string]bool, len(accepted))
+	for id := range accepted {
+		want[id] = true
+	}
+	mu.Unlock()
+
+	// Back up: the destination answers 200, Caddy restarts on the same
+	// queue directory.
+	up.Store(true)
+	c = testutil.StartCaddy(t, bin, dir, adminAddr, caddyfile)
+	start := time.Now()
+	testutil.WaitFor(t, 2*time.Minute, "every event answered 201 to be delivered after the restart", func() bool {
+		got := s.deliveredShipments()
+		for id := range want {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+
+	delivered := s.deliveredShipments()
+	var losses, duplicates, unacknowledged int
+	for id := range want {
+		if delivered[id] == 0 {
+			losses++
+		}
+	}
+	byWebhookID := s.delivered()
+	for _, n := range byWebhookID {
+		duplicates += n - 1
+	}
+	for id := range delivered {
+		if !want[id] {
+			unacknowledged++ // stored, but the kill cut the 201
+		}
+	}
+	for _, d := range s.deliveries() {
+		if d.WebhookID == "" || d.WebhookID != d.EventID {
+			t.Errorf("delivery with webhook-id %q for event %q", d.WebhookID, d.EventID)
+			break
+		}
+	}
+	if len(byWebhookID) != len(delivered) {
+		t.Errorf("%d distinct webhook-ids for %d distinct shipments", len(byWebhookID), len(delivered))
+	}
+	if losses != 0 {
+		t.Errorf("%d of %d events answered 201 were never delivered", losses, len(want))
+	}
+	t.Logf("%s: %d requests (%d answered 201, %d refused, %d transport errors around the kill); %d events answered 201, %d attempts while down; "+
+		"after restart all delivered in %v: %d distinct events delivered (%d of them stored but not answered 201), %d duplicate deliveries, %d losses",
+		mode, requests.Load(), answered.Load(), refused.Load(), failed.Load(), len(want), attemptsWhileDown,
+		took.Round(time.Millisecond), len(byWebhookID), unacknowledged, duplicates, losses)
+	if t.Failed() {
+		t.Logf("caddy log after restart:\n%s", c.Log())
+	}
+}
