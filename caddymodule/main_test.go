@@ -24,33 +24,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/hookrelay/hookrelay/internal/testutil"
 	"github.com/hookrelay/hookrelay/relay/jwtverify"
 )
 
-// TestMain points Caddy's data and config directories at a temporary
-// directory, so that the in-process Caddy of the integration tests never
-// writes into the real ones (autosave.json, certificate storage, a default
-// embedded queue).
-func TestMain(m *testing.M) {
-	home, err := os.MkdirTemp("", "hookrelay-caddymodule-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Setenv("XDG_DATA_HOME", filepath.Join(home, "data"))
-	os.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
-	// These two were computed from the real directories when Caddy's
-	// package was initialized.
-	caddy.ConfigAutosavePath = filepath.Join(home, "config", "caddy", "autosave.json")
-	caddy.DefaultStorage = &certmagic.FileStorage{Path: filepath.Join(home, "data", "caddy")}
-	code := m.Run()
-	_ = os.RemoveAll(home)
-	os.Exit(code)
-}
+// TestMain keeps the in-process Caddy of the integration tests out of the
+// real data and config directories.
+func TestMain(m *testing.M) { testutil.RunIsolated(m, nil, nil) }
 
 // The in-process Caddy of the integration tests: caddytest's default admin
 // port, HTTP on 9080 only, bound to the loopback interface.

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,20 +43,7 @@ const (
 var baseDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hookrelay-ops-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	baseDir = dir
-	// Keep the in-process Caddy's data and autosaved config away from
-	// other packages running at the same time.
-	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "xdg-data"))
-	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg-config"))
-	code := m.Run()
-	unloadAll()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.RunIsolated(m, func(dir string) { baseDir = dir }, unloadAll)
 }
 
 func queueDir(t *testing.T) string {

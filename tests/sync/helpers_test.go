@@ -7,7 +7,6 @@ package sync
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	// hookrelay's modules, for the in-process Caddy that caddytest runs.
 	_ "github.com/hookrelay/hookrelay"
+	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
 // The in-process Caddy of this package: it owns admin port 3030 and HTTP
@@ -45,19 +45,7 @@ const globalOptions = `
 var baseDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hookrelay-sync-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	baseDir = dir
-	// The in-process Caddy's own data and autosaved config stay here,
-	// away from other packages running at the same time.
-	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "xdg-data"))
-	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg-config"))
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.RunIsolated(m, func(dir string) { baseDir = dir }, nil)
 }
 
 // testDir returns a fresh directory under baseDir for one test.
