@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -513,6 +514,9 @@ func (dc *Destination) sample() ([]byte, error) {
 	return json.Marshal(ev)
 }
 
+// lastStoreWarn is when a failure to store was last logged at Warn.
+var lastStoreWarn atomic.Int64
+
 // ServeHTTP stores the request's events and answers once they are stored.
 func (h *Relay) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.sync != nil {
@@ -544,10 +548,21 @@ func (h *Relay) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			Data:       body,
 		}}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	// Finish storing even if the sender hangs up: what is published must
+	// be waited for, and a failure then is the queue's, not the client's.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
 	if err := h.app.engine.Enqueue(ctx, events, h.names); err != nil {
-		h.log.Warn("events not stored; answering 503 so the sender retries", zap.Error(err), zap.Int("events", len(events)))
+		// Warn at most every 10s: during an outage every request fails
+		// the same way, and senders must not be able to flood the log.
+		level := zap.DebugLevel
+		if now := time.Now().UnixNano(); now-lastStoreWarn.Load() > int64(10*time.Second) {
+			lastStoreWarn.Store(now)
+			level = zap.WarnLevel
+		}
+		if ce := h.log.Check(level, "events not stored; answering 503 so the sender retries"); ce != nil {
+			ce.Write(zap.Error(err), zap.Int("events", len(events)))
+		}
 		observeIngress(r, http.StatusServiceUnavailable)
 		writeError(w, http.StatusServiceUnavailable, "The event could not be stored. Please retry later.")
 		if in != nil {
