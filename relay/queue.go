@@ -66,7 +66,9 @@ type Storage struct {
 	// is false; 0 means 1s.
 	SyncInterval time.Duration
 	// DedupeWindow is how long a message id is remembered to drop resends;
-	// 0 means 24h.
+	// 0 means 10 minutes. JetStream keeps every id of the window in memory
+	// (on the order of 150 bytes each), so the cost grows with traffic
+	// times the window.
 	DedupeWindow time.Duration
 	// DeadLetterRetention is how long dead letters are kept; 0 means 30
 	// days.
@@ -96,7 +98,7 @@ func (s Storage) withDefaults() Storage {
 		s.SyncInterval = time.Second
 	}
 	if s.DedupeWindow <= 0 {
-		s.DedupeWindow = 24 * time.Hour
+		s.DedupeWindow = 10 * time.Minute
 	}
 	if s.DeadLetterRetention <= 0 {
 		s.DeadLetterRetention = 30 * 24 * time.Hour
