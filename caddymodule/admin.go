@@ -57,43 +57,9 @@ type destinationsResponse struct {
 	Destinations []relay.DestinationStatus `json:"destinations"`
 }
 
-// deadLetterView is a dead letter as the admin API, the dashboard and the
-// CLI show it: never with its payload.
-type deadLetterView struct {
-	ID          uint64    `json:"id"`
-	EventID     string    `json:"event_id"`
-	Topic       string    `json:"topic"`
-	Destination string    `json:"destination"`
-	Attempts    int       `json:"attempts"`
-	FirstSeen   time.Time `json:"first_seen"`
-	DeadAt      time.Time `json:"dead_at"`
-	LastStatus  int       `json:"last_status"`
-	LastError   string    `json:"last_error"`
-	Reason      string    `json:"reason"`
-}
-
-func viewDeadLetters(dls []relay.DeadLetter) []deadLetterView {
-	out := make([]deadLetterView, len(dls))
-	for i, dl := range dls {
-		out[i] = deadLetterView{
-			ID:          dl.Seq,
-			EventID:     dl.EventID,
-			Topic:       dl.Topic,
-			Destination: dl.Destination,
-			Attempts:    dl.Attempts,
-			FirstSeen:   dl.FirstSeen,
-			DeadAt:      dl.DeadAt,
-			LastStatus:  dl.LastStatus,
-			LastError:   dl.LastError,
-			Reason:      dl.Reason,
-		}
-	}
-	return out
-}
-
 // deadLettersResponse is the body of GET /hookrelay/dead_letters.
 type deadLettersResponse struct {
-	DeadLetters []deadLetterView `json:"dead_letters"`
+	DeadLetters []relay.DeadLetter `json:"dead_letters"`
 	// Total counts the dead letters of the destination (or of all).
 	Total uint64 `json:"total"`
 	// NextCursor, when set, is the cursor of the next page.
@@ -263,7 +229,7 @@ func (adminAPI) handleDeadLetters(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return engineError(err)
 	}
-	resp := deadLettersResponse{DeadLetters: viewDeadLetters(dls), Total: total}
+	resp := deadLettersResponse{DeadLetters: dls, Total: total}
 	if next != 0 {
 		resp.NextCursor = strconv.FormatUint(next, 10)
 	}

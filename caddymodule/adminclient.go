@@ -182,7 +182,7 @@ func deadLettersCommand() *cobra.Command {
 			fmt.Fprintln(tw, "ID\tDESTINATION\tEVENT\tTOPIC\tATTEMPTS\tFIRST SEEN\tDEAD AT\tSTATUS\tERROR")
 			for _, dl := range resp.DeadLetters {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n",
-					dl.ID, dl.Destination, dl.EventID, dl.Topic, dl.Attempts,
+					dl.Seq, dl.Destination, dl.EventID, dl.Topic, dl.Attempts,
 					dl.FirstSeen.Format(time.RFC3339), dl.DeadAt.Format(time.RFC3339), dl.LastStatus, oneLine(dl.LastError))
 			}
 			if err := tw.Flush(); err != nil {

@@ -89,9 +89,9 @@ func (db *Dashboard) Validate() error {
 
 // dashboardState is the page's JSON (?format=json).
 type dashboardState struct {
-	GeneratedAt  time.Time                   `json:"generated_at"`
-	Destinations []dashboardDestination      `json:"destinations"`
-	DeadLetters  map[string][]deadLetterView `json:"dead_letters"`
+	GeneratedAt  time.Time                     `json:"generated_at"`
+	Destinations []dashboardDestination        `json:"destinations"`
+	DeadLetters  map[string][]relay.DeadLetter `json:"dead_letters"`
 }
 
 type dashboardDestination struct {
@@ -159,7 +159,7 @@ func (db *Dashboard) serveState(w http.ResponseWriter, r *http.Request) error {
 	st := dashboardState{
 		GeneratedAt:  time.Now().UTC(),
 		Destinations: make([]dashboardDestination, len(stats)),
-		DeadLetters:  make(map[string][]deadLetterView),
+		DeadLetters:  make(map[string][]relay.DeadLetter),
 	}
 	for i, s := range stats {
 		st.Destinations[i] = dashboardDestination{DestinationStatus: s, State: destinationState(s)}
@@ -171,7 +171,7 @@ func (db *Dashboard) serveState(w http.ResponseWriter, r *http.Request) error {
 			db.log.Warn("reading dead letters failed", zap.String("destination", s.Name), zap.Error(err))
 			return db.jsonError(w, http.StatusServiceUnavailable, "the queue cannot be read right now")
 		}
-		st.DeadLetters[s.Name] = viewDeadLetters(dls)
+		st.DeadLetters[s.Name] = dls
 	}
 	body, err := json.Marshal(st)
 	if err != nil {

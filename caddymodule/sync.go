@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -55,22 +54,12 @@ func (p pooledTokens) Destruct() error {
 // syncClient sends sync-mode requests; it follows no redirects (a 3xx is
 // a failure of the destination) and is shared by every config, so its
 // idle connections are reused across reloads.
-var syncClient = func() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 1024
-	tr.MaxIdleConnsPerHost = 256
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}()
+var syncClient = relay.NewClient()
 
 // syncRelay is a provisioned sync-mode hook_relay: one destination, its
 // templates and the signer of the answers.
 type syncRelay struct {
-	dest     *relay.Destination // Header, Signer, Auth resolved; URL carries Params
+	dest     *relay.Destination // Header, Query, Signer, Auth resolved
 	timeout  time.Duration
 	respTmpl *transform.Template // nil: the reply is passed through
 	errTmpl  *transform.Template // nil: the 4xx JSON body or the envelope
@@ -167,17 +156,6 @@ func (h *Relay) provisionSync(_ caddy.Context) error {
 	d, err := bc.build(tokens, relay.RetryPolicy{})
 	if err != nil {
 		return fail(err)
-	}
-	if len(d.Query) > 0 {
-		u, _ := url.Parse(d.URL)
-		q := u.Query()
-		for k, vs := range d.Query {
-			for _, v := range vs {
-				q.Add(k, v)
-			}
-		}
-		u.RawQuery = q.Encode()
-		d.URL = u.String()
 	}
 	s := &syncRelay{
 		dest:    d,
@@ -353,58 +331,30 @@ func (s *syncRelay) forward(parent context.Context, id string, body []byte) exch
 }
 
 func (s *syncRelay) send(ctx context.Context, id string, body []byte) (exchange, *http.Request) {
-	d := s.dest
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
+	req, err := s.dest.NewRequest(ctx, id, body, time.Now())
 	if err != nil {
-		return exchange{failed: errUnreachable, cause: errors.New("building the request failed")}, nil
+		var authErr *relay.AuthError
+		if errors.As(err, &authErr) {
+			return exchange{failed: errAuth, cause: err}, nil
+		}
+		return exchange{failed: errUnreachable, cause: err}, nil
 	}
-	for k, vs := range d.Header {
-		req.Header[k] = append([]string(nil), vs...)
-	}
-	req.Header.Set("Content-Type", "application/json")
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "application/json")
 	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", "hookrelay")
-	}
-	now := time.Now()
-	req.Header.Set("webhook-id", id)
-	if d.Signer != nil {
-		ts, sig := d.Signer.Sign(id, now, body)
-		req.Header.Set("webhook-timestamp", ts)
-		req.Header.Set("webhook-signature", sig)
-	} else {
-		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-	}
-	if d.Auth != nil {
-		if err := d.Auth.Authorize(ctx, req); err != nil {
-			return exchange{failed: errAuth, cause: err}, nil
-		}
-	}
 	resp, err := syncClient.Do(req)
 	if err != nil {
-		return exchange{failed: errUnreachable, cause: redactedError(err)}, req
+		return exchange{failed: errUnreachable, cause: relay.RedactURLError(err)}, req
 	}
 	defer resp.Body.Close()
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, MaxSyncReply+1))
 	switch {
 	case err != nil:
-		return exchange{status: resp.StatusCode, failed: errUnreachable, cause: redactedError(err)}, req
+		return exchange{status: resp.StatusCode, failed: errUnreachable, cause: relay.RedactURLError(err)}, req
 	case len(reply) > MaxSyncReply:
 		return exchange{status: resp.StatusCode, failed: errTooLarge}, req
 	}
 	return exchange{status: resp.StatusCode, body: reply}, req
-}
-
-// redactedError drops the URL (whose query may carry credentials) from a
-// client error.
-func redactedError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return errors.New(ue.Op + ": " + ue.Err.Error())
-	}
-	return err
 }
 
 // answer turns an exchange into the status and body for the caller.

@@ -13,9 +13,11 @@ import (
 )
 
 // DeadLetter describes one dead-lettered delivery. It never holds a
-// response body or a credential; Event is the stored event JSON.
+// response body or a credential; Event, the stored event JSON, is left out
+// of its JSON form, which is what the admin API and the status page show.
 type DeadLetter struct {
-	Seq         uint64    `json:"seq"`
+	// Seq identifies the dead letter (its stream sequence) for replay.
+	Seq         uint64    `json:"id"`
 	EventID     string    `json:"event_id"`
 	Topic       string    `json:"topic"`
 	Destination string    `json:"destination"`

@@ -49,8 +49,8 @@ type Destination struct {
 	// (including those waiting for a short retry); 0 means 1000.
 	MaxPending int
 
-	// parsed is URL with Query merged in.
-	parsed *url.URL
+	// target is URL with Query merged in, set by the engine.
+	target string
 }
 
 func (d *Destination) validate() error {
@@ -84,16 +84,8 @@ func (d *Destination) withDefaults() *Destination {
 		c.MaxPending = 1000
 	}
 	c.Retry = c.Retry.withDefaults()
-	u, _ := url.Parse(c.URL)
-	if len(c.Query) > 0 {
-		q := u.Query()
-		for k, vs := range c.Query {
-			for _, v := range vs {
-				q.Add(k, v)
-			}
-		}
-		u.RawQuery = q.Encode()
+	if u, err := mergeQuery(c.URL, c.Query); err == nil {
+		c.target = u.String()
 	}
-	c.parsed = u
 	return &c
 }

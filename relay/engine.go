@@ -105,7 +105,7 @@ func Open(opts Options) (*Engine, error) {
 	}
 	client := opts.HTTPClient
 	if client == nil {
-		client = defaultClient()
+		client = NewClient()
 	}
 	nakMax := opts.NakMaxDelay
 	if nakMax <= 0 {
@@ -121,18 +121,6 @@ func Open(opts Options) (*Engine, error) {
 		cancel:  cancel,
 		workers: make(map[string]*destWorker),
 	}, nil
-}
-
-func defaultClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 1024
-	tr.MaxIdleConnsPerHost = 256
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
 }
 
 // Storage returns the storage the engine was opened with, defaults

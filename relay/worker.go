@@ -1,12 +1,10 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -348,34 +346,14 @@ type sendResult struct {
 }
 
 func (w *destWorker) send(ctx context.Context, d *Destination, id string, body []byte) sendResult {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.parsed.String(), bytes.NewReader(body))
-	if err != nil {
-		return sendResult{attemptResult: attemptResult{err: errors.New("building the request failed")}}
-	}
-	for k, vs := range d.Header {
-		req.Header[k] = append([]string(nil), vs...)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", "hookrelay")
-	}
 	now := time.Now()
-	req.Header.Set("webhook-id", id)
-	if d.Signer != nil {
-		ts, sig := d.Signer.Sign(id, now, body)
-		req.Header.Set("webhook-timestamp", ts)
-		req.Header.Set("webhook-signature", sig)
-	} else {
-		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-	}
-	if d.Auth != nil {
-		if err := d.Auth.Authorize(ctx, req); err != nil {
-			return sendResult{attemptResult: attemptResult{err: err}}
-		}
+	req, err := d.NewRequest(ctx, id, body, now)
+	if err != nil {
+		return sendResult{attemptResult: attemptResult{err: err}}
 	}
 	resp, err := w.e.client.Do(req)
 	if err != nil {
-		return sendResult{attemptResult: attemptResult{err: redactURLError(err)}, req: req}
+		return sendResult{attemptResult: attemptResult{err: RedactURLError(err)}, req: req}
 	}
 	// Drain a little so the connection can be reused; never keep or log
 	// the body.
@@ -386,19 +364,6 @@ func (w *destWorker) send(ctx context.Context, d *Destination, id string, body [
 		r.retryAfter, r.hasRA = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	return sendResult{attemptResult: r, req: req}
-}
-
-// redactURLError drops the URL (whose query may carry credentials) from a
-// client error and keeps what went wrong.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if ue.Timeout() {
-			return errors.New("timeout")
-		}
-		return errors.New(ue.Op + ": " + ue.Err.Error())
-	}
-	return err
 }
 
 // retryLater puts the message back for another attempt after delay:
