@@ -158,8 +158,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("starting the hookrelay queue: %w", err)
 	}
 	a.engine = val.(*pooledEngine)
-	if loaded && a.engine.storage.SyncAlways != st.SyncAlways {
-		a.log.Warn("a change of the sync setting takes effect at the next start of Caddy, not on reload")
+	if loaded {
+		// A reload onto the running queue: push this config's stream
+		// settings into it.
+		restart, err := a.engine.Reconfigure(ctx, st)
+		if err != nil {
+			// The streams keep their previous settings; the relay works on.
+			a.log.Warn("could not apply the new queue settings; the previous ones stay in force", zap.Error(err))
+		}
+		if restart {
+			a.log.Warn("a change of the sync setting takes effect at the next start of Caddy, not on reload")
+		}
 	}
 	return nil
 }

@@ -125,7 +125,20 @@ func Open(opts Options) (*Engine, error) {
 
 // Storage returns the storage the engine was opened with, defaults
 // applied.
-func (e *Engine) Storage() Storage { return e.q.storage }
+func (e *Engine) Storage() Storage { return e.q.settings() }
+
+// Reconfigure applies a later configuration's storage settings to the
+// running queue, which must be the same store (the same Storage.Key).
+// The dedupe window, the dead-letter retention and the number of
+// replicas are stream settings and are updated in place. The fsync
+// settings (SyncAlways, SyncInterval) belong to the embedded server and
+// take effect at its next start; restartNeeded reports that they differ.
+func (e *Engine) Reconfigure(ctx context.Context, st Storage) (restartNeeded bool, err error) {
+	// The workers update streams and consumers under consumerMu too.
+	e.consumerMu.Lock()
+	defer e.consumerMu.Unlock()
+	return e.q.reconfigure(ctx, st)
+}
 
 // Close stops every worker, letting attempts in flight finish, and shuts
 // the queue down.

@@ -428,3 +428,50 @@ func TestEnqueueDedupesResends(t *testing.T) {
 		t.Errorf("deliveries = %d, want 2 (resends deduplicated)", n)
 	}
 }
+
+func TestReconfigureUpdatesStreams(t *testing.T) {
+	dir := t.TempDir()
+	e := openEngine(t, Options{Storage: Storage{Dir: dir}})
+	ctx := context.Background()
+	streams := func() (dedupe, retention time.Duration) {
+		t.Helper()
+		out, err := e.q.js.Stream(ctx, StreamOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead, err := e.q.js.Stream(ctx, StreamDead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.CachedInfo().Config.Duplicates, dead.CachedInfo().Config.MaxAge
+	}
+	if d, r := streams(); d != 10*time.Minute || r != 30*24*time.Hour {
+		t.Fatalf("defaults: dedupe %v, retention %v", d, r)
+	}
+
+	restart, err := e.Reconfigure(ctx, Storage{Dir: dir, DedupeWindow: time.Hour, DeadLetterRetention: 48 * time.Hour})
+	if err != nil || restart {
+		t.Fatalf("Reconfigure: restart %v, err %v", restart, err)
+	}
+	if d, r := streams(); d != time.Hour || r != 48*time.Hour {
+		t.Fatalf("after reconfigure: dedupe %v, retention %v", d, r)
+	}
+
+	// A single server cannot hold 3 replicas: refused, and the settings
+	// in force stay, so workers keep creating consumers with them.
+	if _, err := e.Reconfigure(ctx, Storage{Dir: dir, Replicas: 3, DedupeWindow: 2 * time.Hour}); err == nil {
+		t.Fatal("3 replicas on the embedded server: no error")
+	}
+	if st := e.Storage(); st.Replicas != 1 || st.DedupeWindow != time.Hour {
+		t.Fatalf("a refused reconfigure changed the settings: %+v", st)
+	}
+	if d, _ := streams(); d != time.Hour {
+		t.Fatalf("a refused reconfigure changed the stream: dedupe %v", d)
+	}
+
+	// The fsync settings belong to the running server.
+	restart, err = e.Reconfigure(ctx, Storage{Dir: dir, SyncAlways: true, DedupeWindow: time.Hour, DeadLetterRetention: 48 * time.Hour})
+	if err != nil || !restart {
+		t.Fatalf("sync change: restart %v, err %v", restart, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,7 @@ func (s Storage) withDefaults() Storage {
 
 // queue is the JetStream connection and the streams hookrelay uses.
 type queue struct {
+	mu      sync.Mutex // guards storage
 	storage Storage
 	srv     *server.Server // nil when external
 	nc      *nats.Conn
@@ -225,7 +227,11 @@ func reconnectDelay(attempts int) time.Duration {
 // ensureStreams creates or updates both streams; it is idempotent and safe
 // to run from every node of a cluster.
 func (q *queue) ensureStreams(ctx context.Context) error {
-	st := q.storage
+	return q.createStreams(ctx, q.settings())
+}
+
+// createStreams creates or updates both streams with st's settings.
+func (q *queue) createStreams(ctx context.Context, st Storage) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -255,6 +261,35 @@ func (q *queue) ensureStreams(ctx context.Context) error {
 		return fmt.Errorf("creating stream %s: %w", StreamDead, err)
 	}
 	return nil
+}
+
+// settings returns the storage settings in force.
+func (q *queue) settings() Storage {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.storage
+}
+
+// reconfigure applies a later configuration's stream settings (dedupe
+// window, dead-letter retention, replicas) to both streams, and keeps
+// them only once the streams took them. It reports whether the fsync
+// settings, which belong to the embedded server and cannot change while
+// it runs, differ.
+func (q *queue) reconfigure(ctx context.Context, st Storage) (restartNeeded bool, err error) {
+	st = st.withDefaults()
+	next := q.settings()
+	restartNeeded = next.Embedded() && (st.SyncAlways != next.SyncAlways || st.SyncInterval != next.SyncInterval)
+	if st.DedupeWindow == next.DedupeWindow && st.DeadLetterRetention == next.DeadLetterRetention && st.Replicas == next.Replicas {
+		return restartNeeded, nil
+	}
+	next.DedupeWindow, next.DeadLetterRetention, next.Replicas = st.DedupeWindow, st.DeadLetterRetention, st.Replicas
+	if err := q.createStreams(ctx, next); err != nil {
+		return restartNeeded, err
+	}
+	q.mu.Lock()
+	q.storage = next
+	q.mu.Unlock()
+	return restartNeeded, nil
 }
 
 func (q *queue) shutdownServer() {

@@ -2,9 +2,13 @@ package delivery
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -113,4 +117,50 @@ func TestReloadMidDeliveryLosesNothing(t *testing.T) {
 		t.Errorf("X-Config headers seen: %v; want v1 before the reload and v2 after it", versions)
 	}
 	t.Logf("reload mid-delivery: %d events, %d attempts, headers %v, %d duplicate deliveries", total, s.attempts(), versions, dups)
+}
+
+// TestReloadAppliesStreamSettings reloads with a new dedupe window and
+// dead-letter retention: the running queue's streams take them at once,
+// the queue is not started a second time, and delivery goes on.
+func TestReloadAppliesStreamSettings(t *testing.T) {
+	s := newSink(t, nil)
+	dir := queueDir(t)
+	config := func(lines ...string) string {
+		base := relayConfig(dir, []string{to(s.URL, "settings_dest")})
+		return strings.Replace(base, globalOptions(dir), globalOptions(dir, lines...), 1)
+	}
+	tc := newTester(t)
+	load(t, tc, config())
+	servers := embeddedServers(t)
+	streamSetting(t, dir, "HOOKRELAY_OUT", "duplicate_window", 10*time.Minute)
+	streamSetting(t, dir, "HOOKRELAY_DLQ", "max_age", 30*24*time.Hour)
+
+	load(t, tc, config("dedupe_window 1h", "dead_letter_retention 48h"))
+	streamSetting(t, dir, "HOOKRELAY_OUT", "duplicate_window", time.Hour)
+	streamSetting(t, dir, "HOOKRELAY_DLQ", "max_age", 48*time.Hour)
+	if got := embeddedServers(t); !slices.Equal(got, servers) {
+		t.Fatalf("embedded queue servers after the reload: %v, before: %v", got, servers)
+	}
+	ids := guideIDs("settings", 1)
+	postAve(t, "/ave", ids...)
+	testutil.WaitFor(t, 10*time.Second, "the delivery after the reload", func() bool {
+		return s.deliveredShipments()[ids[0]] >= 1
+	})
+}
+
+// streamSetting checks one setting of a stream as the embedded store
+// keeps it on disk.
+func streamSetting(t *testing.T, dir, stream, key string, want time.Duration) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "jetstream", "$G", "streams", stream, "meta.inf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("%s meta.inf: %v", stream, err)
+	}
+	if got, _ := cfg[key].(float64); time.Duration(got) != want {
+		t.Fatalf("%s %s = %v, want %v", stream, key, time.Duration(got), want)
+	}
 }
