@@ -19,6 +19,7 @@
 #   THREADS=2      wrk threads
 #   BACKLOG=100000 events queued for (c)
 #   SYNC=          empty for the default (fsync every 1s), or "always"
+#   WORKERS=       the destination's workers; empty for the default (16)
 #   PORT_BASE=18300  ports PORT_BASE .. PORT_BASE+3 on 127.0.0.1
 set -euo pipefail
 
@@ -27,6 +28,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 BACKLOG=${BACKLOG:-100000}
 SYNC=${SYNC:-}
+WORKERS=${WORKERS:-}
 PORT_BASE=${PORT_BASE:-18300}
 INGRESS_PORT=$PORT_BASE
 ADMIN_PORT=$((PORT_BASE + 1))
@@ -62,6 +64,8 @@ export XDG_DATA_HOME=$work/data XDG_CONFIG_HOME=$work/config
 
 sync_line=
 if [ "$SYNC" = always ]; then sync_line="sync always"; fi
+workers_line=
+if [ -n "$WORKERS" ]; then workers_line="workers $WORKERS"; fi
 
 cat >"$work/relay.Caddyfile" <<EOF
 {
@@ -90,6 +94,7 @@ cat >"$work/relay.Caddyfile" <<EOF
 			to http://127.0.0.1:$RECV_PORT/hooks {
 				name bench_sink
 				timeout 10s
+				$workers_line
 			}
 			retry {
 				schedule 1s
@@ -179,7 +184,7 @@ relay_pid=$!
 wait_http "http://127.0.0.1:$ADMIN_PORT/config/"
 token=$("$work/caddy" hookrelay token --secret "$SECRET" --ttl 2h)
 
-echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNS -d$DURATION; sync: ${SYNC:-default (1s)}" 
+echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNS -d$DURATION; sync: ${SYNC:-default (1s)}; workers: ${WORKERS:-default (16)}"
 echo "warm-up" >&2
 run_wrk /relay 3s >/dev/null
 wait_drained 120
