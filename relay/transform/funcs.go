@@ -331,9 +331,11 @@ func elem(v any, i int) any {
 	return nil
 }
 
-// arrayIndex parses a non-negative decimal index made of digits only.
+// arrayIndex parses a non-negative decimal index made of digits only,
+// written canonically as JSON Pointer (RFC 6901) writes it: "0", or no
+// leading zero, so that one element has one path.
 func arrayIndex(s string) (int, bool) {
-	if s == "" || len(s) > 18 {
+	if s == "" || len(s) > 18 || len(s) > 1 && s[0] == '0' {
 		return 0, false
 	}
 	n := 0

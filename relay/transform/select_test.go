@@ -45,6 +45,7 @@ func TestSelect(t *testing.T) {
 		{"array paths keep their indexes", order, []string{"order.items.2.sku", "order.items.0.sku", "order.items.0.tags.1"},
 			`{"order":{"items":[{"sku":"A1","tags":[null,"y"]},null,{"sku":"C3"}]}}`},
 		{"array index must be digits", order, []string{"order.items.+1", "order.items.-1", "order.items.01x", "order.items."}, `{}`},
+		{"array index has no leading zero", order, []string{"order.items.01", "order.items.00", "order.items.00.sku"}, `{}`},
 		{"shorter path wins, short first", order, []string{"order.custom_fields", "order.custom_fields.tip.amount"},
 			`{"order":{"custom_fields":{"business_id":"KFC-VE","tip":{"amount":1500,"currency":"VES"}}}}`},
 		{"shorter path wins, long first", order, []string{"order.custom_fields.tip.amount", "order.custom_fields"},
@@ -175,7 +176,7 @@ func lookup(v any, path string) (any, bool) {
 			}
 		case []any:
 			i := -1
-			if k != "" && strings.Trim(k, "0123456789") == "" {
+			if k != "" && strings.Trim(k, "0123456789") == "" && (k == "0" || k[0] != '0') {
 				i, _ = strconv.Atoi(k)
 			}
 			if i < 0 || i >= len(c) {

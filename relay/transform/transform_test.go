@@ -131,6 +131,7 @@ func TestFunctions(t *testing.T) {
 		{"index through a scalar", `{{ json (index . "data.shipment_id.x") }}`, minimal, `null`},
 		{"index several keys", `{{ json (index . "data" "status" "name") }}`, minimal, `"RECIBIDO"`},
 		{"index array by path", `{{ json (index . "items.0.sku") }}`, decode(t, `{"items":[{"sku":"A1"},{"sku":"B2"}]}`), `"A1"`},
+		{"index array path has no leading zero", `{{ json (index . "items.01.sku") }}`, decode(t, `{"items":[{"sku":"A1"},{"sku":"B2"}]}`), `null`},
 		{"index array by int", `{{ json (index .items 1 "sku") }}`, decode(t, `{"items":[{"sku":"A1"},{"sku":"B2"}]}`), `"B2"`},
 		{"index out of range", `[{{ json (index . "items.2.sku") }},{{ json (index .items -1) }}]`, decode(t, `{"items":[{"sku":"A1"}]}`), `[null,null]`},
 		{"index with is the way to read optional groups",
