@@ -50,10 +50,11 @@
 //	{{ json (list .data.status.code "x") }}                               → ["4","x"]
 //
 // index looks a value up by keys. Each string key is a dotted path whose
-// segments are object keys or, on arrays, decimal indexes; an integer key
-// indexes an array. A missing path (absent key, index out of range, or a step
-// into a scalar or null) gives nil instead of an error, so index is the way
-// to read optional fields. This replaces text/template's builtin index.
+// segments are object keys or, on arrays, decimal indexes without a leading
+// zero; an integer key indexes an array. A missing path (absent key, index
+// out of range, or a step into a scalar or null) gives nil instead of an
+// error, so index is the way to read optional fields. This replaces
+// text/template's builtin index.
 //
 //	{{ json (index . "data.incident.code") }}  → null when there is no incident
 //	{{ index . "items.0.sku" }}, {{ index .items 0 "sku" }}

@@ -11,13 +11,14 @@ import (
 // Select keeps only the listed dotted paths of a JSON body (DEUNA's fields
 // and custom_fields) and returns the result compacted.
 //
-// A path's segments are object keys or, on arrays, decimal indexes
-// ("order.items.0.sku"). The kept values sit at the same paths as in the
-// source, inside objects and arrays of the same shape: reading a kept path
-// in the result gives what it gave in the body. So an array keeps its
-// indexes, and elements before a kept index that were not selected become
-// null ("items.2" keeps [null,null,<third>]). A path that is not in the
-// body is skipped; a path that is present with the value null keeps the null.
+// A path's segments are object keys or, on arrays, decimal indexes without a
+// leading zero ("order.items.0.sku"; "01" is no index). The kept values sit
+// at the same paths as in the source, inside objects and arrays of the same
+// shape: reading a kept path in the result gives what it gave in the body.
+// So an array keeps its indexes, and elements before a kept index that were
+// not selected become null ("items.2" keeps [null,null,<third>]). A path
+// that is not in the body is skipped; a path that is present with the value
+// null keeps the null.
 // When one path is a prefix of another, the shorter one (the whole subtree)
 // wins. Keys are written in sorted order; numbers are kept as written.
 //
