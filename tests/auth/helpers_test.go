@@ -8,7 +8,6 @@
 package auth
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -100,6 +99,7 @@ func startCaddyConfig(t testing.TB, cfg string) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	counters.Start(t)
 }
 
 // unload replaces the test's config with one that only runs the admin API.
@@ -174,41 +174,32 @@ func (te *tokenEndpoint) setFail(status int) {
 	te.mu.Unlock()
 }
 
-// metric reads one sample of the in-process Caddy's metrics from the admin API's /metrics, or 0
-// when it is not there yet. The hookrelay collectors live as long as the test process, so tests
-// use destination names of their own.
+// metric reads one series of the in-process Caddy's metrics from the admin API's /metrics, or 0
+// when it is not there yet: the first series named name with all the given label pairs. A counter
+// reads as its growth since the test's config loaded (the hookrelay collectors live as long as the
+// test process); tests also use destination names of their own.
 func metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + adminAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") {
+	for series, v := range counters.Series(t) {
+		if !strings.HasPrefix(series, name+"{") {
 			continue
 		}
 		match := true
 		for i := 0; i+1 < len(labels); i += 2 {
-			if !strings.Contains(line, labels[i]+`="`+labels[i+1]+`"`) {
+			if !strings.Contains(series, labels[i]+`="`+labels[i+1]+`"`) {
 				match = false
 				break
 			}
 		}
-		if !match {
-			continue
+		if match {
+			return v
 		}
-		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		return f
 	}
 	return 0
 }
+
+// counters reads the in-process Caddy's metrics test by test.
+var counters = testutil.NewCounters("http://" + adminAddr)
 
 // attempts returns the delivery attempts to dest that ended with outcome (delivered, retry,
 // dead_letter).

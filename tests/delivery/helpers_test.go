@@ -5,14 +5,12 @@
 package delivery
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -91,7 +89,11 @@ func load(t *testing.T, tc *caddytest.Tester, config string) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	counters.Start(t)
 }
+
+// counters reads the in-process Caddy's metrics test by test.
+var counters = testutil.NewCounters(adminURL)
 
 // unloadAll loads a config with the admin endpoint only; the hookrelay
 // app of the previous config is stopped and its queue closed.
@@ -236,29 +238,13 @@ func (s *sink) deliveredShipments() map[string]int {
 	return m
 }
 
-// metric reads one sample of the in-process Caddy's admin /metrics, such
-// as `hookrelay_dead_letters_total{destination="x"}`; a sample that is not
-// exposed (yet) reads 0.
+// metric reads one series of the in-process Caddy's admin /metrics, such
+// as `hookrelay_dead_letters_total{destination="x"}`: a counter as its
+// growth since the test's first config loaded, a series that is not
+// exposed (yet) as 0.
 func metric(t *testing.T, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get(adminURL + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q", sample, line)
-			}
-			return v
-		}
-	}
-	return 0
+	return counters.Series(t)[sample]
 }
 
 // attemptsMetric is the delivery attempts counter of a destination and

@@ -5,14 +5,12 @@
 package ops
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -280,27 +278,5 @@ func (s *sink) idsReceived() map[string]int {
 // scrape reads the admin endpoint's /metrics into name{labels} -> value.
 func scrape(t testing.TB) map[string]float64 {
 	t.Helper()
-	status, body := do(t, http.MethodGet, adminURL+"/metrics", "", nil)
-	if status != http.StatusOK {
-		t.Fatalf("GET /metrics = %d", status)
-	}
-	m := make(map[string]float64)
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[line[:i]] = v
-	}
-	return m
+	return testutil.Metrics(t, adminURL)
 }
