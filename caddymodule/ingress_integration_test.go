@@ -1,9 +1,12 @@
 package caddymodule
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -378,5 +381,55 @@ func TestIngressQueueUnavailable(t *testing.T) {
 		expect(t, 401, want401("The signature header is missing."))
 	if n := rc.Count(); n != 0 {
 		t.Errorf("the receiver got %d deliveries from a queue that is down", n)
+	}
+}
+
+// TestIngressStalledBodyIsCut: a sender that stops sending its body within
+// the server's read_body timeout (the default Caddyfile sets one) gets the
+// contract's 400 instead of holding its handler, and nothing is accepted.
+func TestIngressStalledBodyIsCut(t *testing.T) {
+	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
+	startIngressCaddy(t, ingressGlobals(`	servers {
+		timeouts {
+			read_body 300ms
+		}
+	}`)+`
+:9080 {
+	bind 127.0.0.1
+	route /hooks/hs {
+		hook_verify {
+			secret {env.HOOKRELAY_TEST_HMAC}
+			algorithms HS256
+		}
+		hook_normalize ave_tracking
+	}
+}
+`)
+	token := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(nil), "")
+	payload := testutil.AvePayload("guia-stalled")
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ingressBase, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A generous bound: it only catches a handler that never answers.
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /hooks/hs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
+		"Ave-Hub-signature: %s\r\nContent-Length: %d\r\n\r\n", token, len(payload))
+	if _, err := conn.Write(payload[:len(payload)/2]); err != nil {
+		t.Fatal(err)
+	}
+	// ... and the rest never comes.
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || string(body) != want400("The request body could not be read.") {
+		t.Fatalf("stalled body: %d %s", resp.StatusCode, body)
 	}
 }
