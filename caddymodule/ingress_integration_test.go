@@ -22,7 +22,8 @@ const (
 	ingressIssuer = "https://hub.aveonline.example"
 )
 
-// ingressConfig has two ingress routes:
+// ingressConfig has three ingress routes, after the global options
+// ingressGlobals(globals):
 //
 //   - /hooks/hs: HS256 with a secret from the environment, a required
 //     issuer and audience, the issuer claim copied into a response header,
@@ -31,8 +32,8 @@ const (
 //     later handlers must not see once verified;
 //   - /hooks/keys: PEM public keys (RSA with kid rsa-1, EC P-256 with kid
 //     ec-1, Ed25519 without kid) and the default algorithm list.
-func ingressConfig(rsaFile, ecFile, edFile string) string {
-	return ingressGlobals("") + `
+func ingressConfig(globals, rsaFile, ecFile, edFile string) string {
+	return ingressGlobals(globals) + `
 :9080 {
 	bind 127.0.0.1
 	route /hooks/hs {
@@ -77,7 +78,7 @@ func TestIngressResponses(t *testing.T) {
 	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
 	k := ingressSigningKeys(t)
 	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, k)
-	tester := startIngressCaddy(t, ingressConfig(rsaFile, ecFile, edFile))
+	tester := startIngressCaddy(t, ingressConfig("", rsaFile, ecFile, edFile))
 
 	now := time.Now()
 	hub := map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}
@@ -231,7 +232,7 @@ func TestIngressBodyTooLarge(t *testing.T) {
 	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
 	k := ingressSigningKeys(t)
 	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, k)
-	tester := startIngressCaddy(t, ingressConfig(rsaFile, ecFile, edFile))
+	tester := startIngressCaddy(t, ingressConfig("", rsaFile, ecFile, edFile))
 	header := map[string]string{"Ave-Hub-signature": signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")}
 
 	const limit = 4096
@@ -389,23 +390,13 @@ func TestIngressQueueUnavailable(t *testing.T) {
 // contract's 400 instead of holding its handler, and nothing is accepted.
 func TestIngressStalledBodyIsCut(t *testing.T) {
 	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
-	startIngressCaddy(t, ingressGlobals(`	servers {
+	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, ingressSigningKeys(t))
+	startIngressCaddy(t, ingressConfig(`	servers {
 		timeouts {
 			read_body 300ms
 		}
-	}`)+`
-:9080 {
-	bind 127.0.0.1
-	route /hooks/hs {
-		hook_verify {
-			secret {env.HOOKRELAY_TEST_HMAC}
-			algorithms HS256
-		}
-		hook_normalize ave_tracking
-	}
-}
-`)
-	token := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(nil), "")
+	}`, rsaFile, ecFile, edFile))
+	token := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")
 	payload := testutil.AvePayload("guia-stalled")
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ingressBase, "http://"))
