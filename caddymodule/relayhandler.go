@@ -333,13 +333,20 @@ func (rc *RetryConfig) policy() (relay.RetryPolicy, error) {
 	return p, nil
 }
 
-// defaultName derives a destination name from its URL.
+// defaultName derives a destination name from its URL's host and port
+// only: the path, query and userinfo can hold a credential (Slack's
+// https://hooks.slack.com/services/T000/B000/<secret>), and the name
+// reaches metric labels, logs, the admin API and the queue's subjects. A
+// host is no secret (DNS and TLS SNI show it on the wire). The name is
+// stable for a URL; two unnamed destinations on one host collide, and the
+// config is refused until each gets a name. A URL without a host gives
+// "destination".
 func defaultName(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return relay.SanitizeName(raw)
+		return relay.SanitizeName("")
 	}
-	return relay.SanitizeName(u.Host + u.Path)
+	return relay.SanitizeName(u.Host)
 }
 
 func (dc *Destination) displayName() string {
