@@ -67,8 +67,12 @@ type Tracking struct {
 	// (ruta_digitalizada), an absolute http(s) URL.
 	DocumentURL string `json:"document_url,omitempty"`
 	// ProofOfDelivery is the digitized proof of delivery, if any
-	// (base64_entrega_digitalizada).
+	// (base64_entrega_digitalizada): the first one when several came.
 	ProofOfDelivery *ProofOfDelivery `json:"proof_of_delivery,omitempty"`
+	// ProofsOfDelivery lists every proof of delivery, in the order sent,
+	// when more than one came (base64_entrega_digitalizada as an array);
+	// it is nil otherwise. ProofOfDelivery then points to its first element.
+	ProofsOfDelivery []ProofOfDelivery `json:"proofs_of_delivery,omitempty"`
 	// Notes are the carrier's remarks on the shipment (observaciones).
 	Notes string `json:"notes,omitempty"`
 }
@@ -119,17 +123,40 @@ type ProofOfDelivery struct {
 	Bytes int `json:"bytes"`
 }
 
-// EventID returns the stable id of the tracking's event, derived from
-// Source, the shipment id, the status code and the status time (as its
-// RFC 3339 text). A carrier that resends the same status gets the same id.
+// EventID returns the stable id of the tracking's event: the id that
+// event.IDFromData derives from Source and the tracking's JSON data. An
+// identical resend gets the same id; a tracking that differs in anything (a
+// new incident under the same status, a proof of delivery, a note) gets
+// another. It returns "" only when the tracking cannot be encoded, which
+// does not happen to one that Normalize returned.
 func (t *Tracking) EventID() string {
-	return event.NewID(Source, t.ShipmentID, t.Status.Code, t.Status.At)
+	data, err := t.data()
+	if err != nil {
+		return ""
+	}
+	id, err := event.IDFromData(Source, data)
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
-// Event returns the normalized event of the tracking: its EventID, the
-// given topic, Source, receivedAt in UTC, and the tracking as JSON data
-// (HTML characters are not escaped). It fails when topic is empty or the
-// tracking lacks its required fields.
+// data returns the tracking as JSON, HTML characters not escaped.
+func (t *Tracking) data() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(t); err != nil {
+		return nil, fmt.Errorf("ave: encoding tracking: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// Event returns the normalized event of the tracking: the given topic,
+// Source, receivedAt in UTC, the tracking as JSON data (HTML characters are
+// not escaped), and the id derived from Source and that data (see EventID;
+// neither the topic nor receivedAt is part of it). It fails when topic is
+// empty or the tracking lacks its required fields.
 func (t *Tracking) Event(topic string, receivedAt time.Time) (event.Event, error) {
 	if topic == "" {
 		return event.Event{}, errors.New("ave: event topic is empty")
@@ -137,30 +164,36 @@ func (t *Tracking) Event(topic string, receivedAt time.Time) (event.Event, error
 	if t.ShipmentID == "" || t.Status.Code == "" || t.Status.Name == "" || t.Status.At == "" {
 		return event.Event{}, errors.New("ave: tracking lacks shipment_id or status")
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(t); err != nil {
-		return event.Event{}, fmt.Errorf("ave: encoding tracking: %w", err)
+	data, err := t.data()
+	if err != nil {
+		return event.Event{}, err
+	}
+	id, err := event.IDFromData(Source, data)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("ave: event id: %w", err)
 	}
 	return event.Event{
-		ID:         t.EventID(),
+		ID:         id,
 		Topic:      topic,
 		Source:     Source,
 		ReceivedAt: receivedAt.UTC(),
-		Data:       bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}),
+		Data:       data,
 	}, nil
 }
 
 // samplePNG is a 1x1 white PNG, 71 bytes once decoded.
 const samplePNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAADklEQVR4nGL6DwgAAP//AQUBAlrdOc0AAAAASUVORK5CYII="
 
+// samplePDF is the smallest PDF header and trailer, 15 bytes once decoded.
+const samplePDF = "JVBERi0xLjQKJSVFT0YK"
+
 // Sample returns a complete normalized tracking, with every optional group
-// and field present, shaped like the example of the published contract. It
-// serves to check user templates when a configuration is loaded. Each call
-// returns a fresh value.
+// and field present, shaped like the example of the published contract,
+// with two proofs of delivery (a PNG and a PDF), so that proofs_of_delivery
+// is present too. It serves to check user templates when a configuration
+// is loaded. Each call returns a fresh value.
 func Sample() Tracking {
-	return Tracking{
+	t := Tracking{
 		ShipmentID: "consecutivo123",
 		Status:     Status{Code: "4", Name: "EN ENTREGA", At: "2022-12-11T11:04:43-05:00"},
 		Incident: &Incident{
@@ -169,11 +202,16 @@ func Sample() Tracking {
 			At:    "2022-12-11T11:31:00-05:00",
 			State: "EJECUTADA",
 		},
-		Replacement:     &Replacement{TrackingNumber: "123-444-222", Kind: KindReturn},
-		DocumentURL:     "https://laruta.com/docs/consecutivo123.pdf",
-		ProofOfDelivery: &ProofOfDelivery{MimeType: "image/png", Base64: samplePNG, Bytes: 71},
-		Notes:           "no se encuentra la dirección",
+		Replacement: &Replacement{TrackingNumber: "123-444-222", Kind: KindReturn},
+		DocumentURL: "https://laruta.com/docs/consecutivo123.pdf",
+		Notes:       "no se encuentra la dirección",
 	}
+	t.ProofsOfDelivery = []ProofOfDelivery{
+		{MimeType: "image/png", Base64: samplePNG, Bytes: 71},
+		{MimeType: "application/pdf", Base64: samplePDF, Bytes: 15},
+	}
+	t.ProofOfDelivery = &t.ProofsOfDelivery[0]
+	return t
 }
 
 // Problem is one validation problem: an entry of a 422 response.
@@ -405,7 +443,9 @@ func (d *decoder) text(sp span, optional bool) (string, state) {
 	case 't', 'f', '{', '[':
 		return "", badType
 	default:
-		v = d.s[sp.start:sp.end]
+		// A number, valid JSON: its canonical decimal string, which is the
+		// text as sent for the usual integers.
+		v, _ = event.CanonicalNumber(d.s[sp.start:sp.end])
 	}
 	if optional && v == "0" {
 		return "", absent
@@ -591,29 +631,89 @@ func (d *decoder) guide(index int, sp span, t *Tracking, gr *guideGroups) {
 		}
 	}
 
-	if g.proof(&gr.proof) {
-		t.ProofOfDelivery = &gr.proof
-	}
+	g.proofs(t, &gr.proof)
 
 	t.Notes, _ = g.text(fObservaciones, false)
 }
 
-// proof reads base64_entrega_digitalizada into p and reports whether it is
-// present and valid.
-func (g *guideCtx) proof(p *ProofOfDelivery) bool {
-	const name = "base64_entrega_digitalizada"
+// proofName is the name of base64_entrega_digitalizada, for details.
+const proofName = "base64_entrega_digitalizada"
+
+// proofs reads base64_entrega_digitalizada, an object or an array of
+// objects, into t. A single proof goes into one, so that the common case
+// allocates nothing.
+func (g *guideCtx) proofs(t *Tracking, one *ProofOfDelivery) {
 	d := g.d
 	sp := g.fields[fBase64Entrega]
 	if !sp.present() {
-		return false
+		return
 	}
-	if d.b[sp.start] != '{' {
+	switch d.b[sp.start] {
+	case '{':
+		if g.proof(sp, -1, one) == proofValid {
+			t.ProofOfDelivery = one
+		}
+		return
+	case '[':
+	default:
 		// null, "", "0" and 0 mean absent, like any optional field.
 		if _, st := d.text(sp, true); st != absent {
-			g.add(fBase64Entrega, "El campo "+name+" debe ser un objeto")
+			g.add(fBase64Entrega, "El campo "+proofName+" debe ser un objeto o un arreglo de objetos")
 		}
-		return false
+		return
 	}
+
+	// Every element is checked, so that every problem is reported; when
+	// there is one, the request is refused and what was kept is dropped.
+	var list []ProofOfDelivery // all the valid proofs, from the second on
+	n, j := 0, 0
+	for it := newIter(d.b, sp.start); it.next(); j++ {
+		el := it.val
+		if d.b[el.start] != '{' {
+			// An empty element (null, "", blank, 0, "0") is skipped, like {}.
+			if _, st := d.text(el, true); st != absent {
+				path := proofName + "/" + strconv.Itoa(j)
+				d.add(g.pointer(path), "El elemento "+path+" debe ser un objeto")
+			}
+			continue
+		}
+		var p ProofOfDelivery
+		if g.proof(el, j, &p) != proofValid {
+			continue
+		}
+		switch n++; n {
+		case 1:
+			*one = p
+		case 2:
+			list = append(make([]ProofOfDelivery, 0, 4), *one, p)
+		default:
+			list = append(list, p)
+		}
+	}
+	switch {
+	case n == 1:
+		t.ProofOfDelivery = one
+	case n > 1:
+		t.ProofOfDelivery = &list[0]
+		t.ProofsOfDelivery = list
+	}
+}
+
+// proofResult is what one proof of delivery turned out to be.
+type proofResult uint8
+
+const (
+	proofAbsent  proofResult = iota // base64 and mime_type both absent
+	proofValid                      // read into p
+	proofInvalid                    // problems recorded
+)
+
+// proof reads the object at sp, a proof of delivery, into p. index is its
+// index in the array of proofs, or -1 when base64_entrega_digitalizada is
+// the object itself; it goes into the pointers of the problems.
+func (g *guideCtx) proof(sp span, index int, p *ProofOfDelivery) proofResult {
+	const name = proofName
+	d := g.d
 	var b64Span, mimeSpan span
 	for it := newIter(d.b, sp.start); it.next(); {
 		switch d.key(it.key) {
@@ -626,42 +726,51 @@ func (g *guideCtx) proof(p *ProofOfDelivery) bool {
 	b64, b64State := d.text(b64Span, true)
 	mime, mimeState := d.text(mimeSpan, true)
 	if b64State == absent && mimeState == absent {
-		return false
+		return proofAbsent
 	}
 
 	valid := true
-	b64Problem := func(detail string) { d.add(g.pointer(name+"/base64"), detail); valid = false }
-	mimeProblem := func(detail string) { d.add(g.pointer(name+"/mime_type"), detail); valid = false }
+	problem := func(member, detail string) {
+		path := name + "/" + member
+		if index >= 0 {
+			path = name + "/" + strconv.Itoa(index) + "/" + member
+		}
+		d.add(g.pointer(path), detail)
+		valid = false
+	}
 	var n int
 	var magic [4]byte
 	switch b64State {
 	case absent:
-		b64Problem("El campo " + name + ".base64 es obligatorio")
+		problem("base64", "El campo "+name+".base64 es obligatorio")
 	case badType:
-		b64Problem("El campo " + name + ".base64 debe ser una cadena de texto")
+		problem("base64", "El campo "+name+".base64 debe ser una cadena de texto")
 	default:
 		var ok bool
 		if n, magic, ok = checkBase64(b64); !ok {
-			b64Problem("El campo " + name + ".base64 no es un base64 válido")
+			problem("base64", "El campo "+name+".base64 no es un base64 válido")
 		}
 	}
 	switch mimeState {
 	case absent:
-		mimeProblem("El campo " + name + ".mime_type es obligatorio")
+		problem("mime_type", "El campo "+name+".mime_type es obligatorio")
 	case badType:
-		mimeProblem("El campo " + name + ".mime_type debe ser una cadena de texto")
+		problem("mime_type", "El campo "+name+".mime_type debe ser una cadena de texto")
 	default:
 		if m, ok := canonicalMime(mime); ok {
 			p.MimeType = m
 		} else {
-			mimeProblem("El campo " + name + ".mime_type debe ser image/jpeg, image/png o application/pdf")
+			problem("mime_type", "El campo "+name+".mime_type debe ser image/jpeg, image/png o application/pdf")
 		}
 	}
 	// The content is compared with the type only when both are good.
 	if valid && !matchesMagic(p.MimeType, magic[:min(n, len(magic))]) {
-		b64Problem("El contenido de " + name + " no corresponde al tipo " + p.MimeType)
+		problem("base64", "El contenido de "+name+" no corresponde al tipo "+p.MimeType)
+	}
+	if !valid {
+		return proofInvalid
 	}
 	p.Base64 = b64
 	p.Bytes = n
-	return valid
+	return proofValid
 }

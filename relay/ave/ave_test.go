@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/png"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,10 +123,13 @@ var fullGuide = strings.Replace(strings.Replace(seedExample,
 	`"Base64 was here"`, `"`+pngB64+`"`, 1),
 	`"mime_type":""`, `"mime_type":"image/png"`, 1)
 
-// fullTracking is what fullGuide normalizes to.
+// fullTracking is what fullGuide normalizes to: Sample with its document
+// URL and only its first proof of delivery.
 func fullTracking() Tracking {
 	t := Sample()
 	t.DocumentURL = "https://laruta.com/docs/...."
+	t.ProofOfDelivery = &ProofOfDelivery{"image/png", pngB64, 71}
+	t.ProofsOfDelivery = nil
 	return t
 }
 
@@ -219,8 +223,16 @@ func TestNumbersAsStrings(t *testing.T) {
 		{"cod_estado", `"0"`, "0", func(t Tracking) string { return t.Status.Code }},
 		{"id_envio", `12345678901234567890`, "12345678901234567890", func(t Tracking) string { return t.ShipmentID }},
 		{"id_envio", `-7`, "-7", func(t Tracking) string { return t.ShipmentID }},
-		{"nombre_estado", `1e3`, "1e3", func(t Tracking) string { return t.Status.Name }},
-		{"cod_novedad", `12.50`, "12.50", func(t Tracking) string { return t.Incident.Code }},
+		{"cod_estado", `4.0`, "4", func(t Tracking) string { return t.Status.Code }},
+		{"cod_estado", `4e0`, "4", func(t Tracking) string { return t.Status.Code }},
+		{"cod_estado", `40E-1`, "4", func(t Tracking) string { return t.Status.Code }},
+		{"cod_estado", `-0.0`, "0", func(t Tracking) string { return t.Status.Code }},
+		{"cod_estado", `"4.0"`, "4.0", func(t Tracking) string { return t.Status.Code }},
+		{"id_envio", `12345678901234567890.000`, "12345678901234567890", func(t Tracking) string { return t.ShipmentID }},
+		{"nombre_estado", `1e3`, "1000", func(t Tracking) string { return t.Status.Name }},
+		{"nombre_estado", `1e999999999`, "1e999999999", func(t Tracking) string { return t.Status.Name }},
+		{"cod_novedad", `12.50`, "12.5", func(t Tracking) string { return t.Incident.Code }},
+		{"cod_novedad", `0.5e-1`, "0.05", func(t Tracking) string { return t.Incident.Code }},
 		{"guia_reeemplazo", `900123456789`, "900123456789", func(t Tracking) string { return t.Replacement.TrackingNumber }},
 		{"observaciones", `3`, "3", func(t Tracking) string { return t.Notes }},
 		{"estado_novedad", `2`, "2", func(t Tracking) string { return t.Incident.State }},
@@ -241,7 +253,7 @@ var optionalFields = []string{
 
 func TestOptionalAbsent(t *testing.T) {
 	for _, f := range optionalFields {
-		for _, v := range []string{drop, `""`, `null`, `0`, `"0"`, `"  "`} {
+		for _, v := range []string{drop, `""`, `null`, `0`, `"0"`, `"  "`, `0.0`, `-0`, `0e5`} {
 			t.Run(f+"="+v, func(t *testing.T) {
 				got := mustNormalize(t, request(guide(kv{f, v})), Options{})
 				if !reflect.DeepEqual(got, []Tracking{baseTracking}) {
@@ -494,10 +506,11 @@ func TestProofOfDelivery(t *testing.T) {
 		{"both zero", `{"base64":0,"mime_type":"0"}`, nil, nil},
 		{"both blank", pod(" ", "\t"), nil, nil},
 
-		{"a string", `"` + pngB64 + `"`, nil, []Problem{p(ptrGroup, "El campo base64_entrega_digitalizada debe ser un objeto")}},
-		{"an array", `[` + pod(pngB64, "image/png") + `]`, nil, []Problem{p(ptrGroup, "El campo base64_entrega_digitalizada debe ser un objeto")}},
-		{"a boolean", `true`, nil, []Problem{p(ptrGroup, "El campo base64_entrega_digitalizada debe ser un objeto")}},
-		{"a number", `7`, nil, []Problem{p(ptrGroup, "El campo base64_entrega_digitalizada debe ser un objeto")}},
+		{"an array of one", `[` + pod(pngB64, "image/png") + `]`, &ProofOfDelivery{"image/png", pngB64, 71}, nil},
+
+		{"a string", `"` + pngB64 + `"`, nil, []Problem{p(ptrGroup, "El campo base64_entrega_digitalizada debe ser un objeto o un arreglo de objetos")}},
+		{"a boolean", `true`, nil, []Problem{p(ptrGroup, "El campo base64_entrega_digitalizada debe ser un objeto o un arreglo de objetos")}},
+		{"a number", `7`, nil, []Problem{p(ptrGroup, "El campo base64_entrega_digitalizada debe ser un objeto o un arreglo de objetos")}},
 
 		{"no mime_type", pod(pngB64, ""), nil, []Problem{p(ptrMime, "El campo base64_entrega_digitalizada.mime_type es obligatorio")}},
 		{"no base64", pod("", "image/png"), nil, []Problem{p(ptrB64, "El campo base64_entrega_digitalizada.base64 es obligatorio")}},
@@ -571,6 +584,122 @@ func TestProofOfDelivery(t *testing.T) {
 				t.Errorf("got %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+func TestProofsOfDelivery(t *testing.T) {
+	png := ProofOfDelivery{"image/png", pngB64, 71}
+	jpeg := ProofOfDelivery{"image/jpeg", jpegB64, 22}
+	pdf := ProofOfDelivery{"application/pdf", pdfB64, len(pdfContent)}
+	podPNG, podJPEG, podPDF := pod(pngB64, "image/png"), pod(jpegB64, "image/jpeg"), pod(pdfB64, "application/pdf")
+	for _, tc := range []struct {
+		name, value string
+		want        []ProofOfDelivery // nil: no proof
+	}{
+		{"empty array", `[]`, nil},
+		{"empty array with spaces", "[ \n ]", nil},
+		{"only empty elements", `[{}, null, "", 0, "0", " ", {"base64":"","mime_type":null}, {"otro":1}]`, nil},
+		{"one", `[` + podPNG + `]`, []ProofOfDelivery{png}},
+		{"one among empty elements", `[{},null,` + podPNG + `,"",{"base64":null,"mime_type":""}]`, []ProofOfDelivery{png}},
+		{"two", `[` + podPNG + `,` + podPDF + `]`, []ProofOfDelivery{png, pdf}},
+		{"three, in the order sent", `[` + podPDF + `,{},` + podJPEG + `,null,` + podPNG + `]`, []ProofOfDelivery{pdf, jpeg, png}},
+		{"the same one twice", `[` + podPNG + `,` + podPNG + `]`, []ProofOfDelivery{png, png}},
+		{"many", "[" + strings.Repeat(podJPEG+",", 9) + podJPEG + "]", slices.Repeat([]ProofOfDelivery{jpeg}, 10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := mustNormalize(t, request(guide(kv{"base64_entrega_digitalizada", tc.value})), Options{})[0]
+			switch len(tc.want) {
+			case 0:
+				if tr.ProofOfDelivery != nil || tr.ProofsOfDelivery != nil {
+					t.Errorf("got %+v and %+v, want no proof", tr.ProofOfDelivery, tr.ProofsOfDelivery)
+				}
+			case 1:
+				if tr.ProofOfDelivery == nil || *tr.ProofOfDelivery != tc.want[0] || tr.ProofsOfDelivery != nil {
+					t.Errorf("got %+v and %+v, want %+v alone", tr.ProofOfDelivery, tr.ProofsOfDelivery, tc.want[0])
+				}
+			default:
+				if tr.ProofOfDelivery == nil || *tr.ProofOfDelivery != tc.want[0] || !reflect.DeepEqual(tr.ProofsOfDelivery, tc.want) {
+					t.Errorf("got %+v and %+v, want %+v", tr.ProofOfDelivery, tr.ProofsOfDelivery, tc.want)
+				}
+			}
+			// In the data: proof_of_delivery is the first proof,
+			// proofs_of_delivery lists them when there are several.
+			ev, err := tr.Event("shipments/tracking", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var data map[string]json.RawMessage
+			if err := json.Unmarshal(ev.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			first, list := data["proof_of_delivery"], data["proofs_of_delivery"]
+			switch {
+			case len(tc.want) == 0 && (first != nil || list != nil),
+				len(tc.want) == 1 && (first == nil || list != nil),
+				len(tc.want) > 1 && (first == nil || list == nil):
+				t.Errorf("data %s", ev.Data)
+			}
+			if len(tc.want) > 1 {
+				wantList, _ := json.Marshal(tc.want)
+				wantFirst, _ := json.Marshal(tc.want[0])
+				if string(list) != string(wantList) || string(first) != string(wantFirst) {
+					t.Errorf("data %s", ev.Data)
+				}
+				if !strings.Contains(string(ev.Data), `"proof_of_delivery":`+string(wantFirst)+`,"proofs_of_delivery":[`) {
+					t.Errorf("proofs_of_delivery does not follow proof_of_delivery: %s", ev.Data)
+				}
+			}
+		})
+	}
+
+	const ptr = "/body/0/base64_entrega_digitalizada/"
+	for _, tc := range []struct {
+		name, value string
+		problems    []Problem
+	}{
+		{"element without mime_type", `[` + pod(pngB64, "") + `]`,
+			[]Problem{p(ptr+"0/mime_type", "El campo base64_entrega_digitalizada.mime_type es obligatorio")}},
+		{"second element bad", `[` + podPNG + `,` + pod("no es base64", "image/png") + `]`,
+			[]Problem{p(ptr+"1/base64", "El campo base64_entrega_digitalizada.base64 no es un base64 válido")}},
+		{"index counts skipped elements", `[{},null,` + pod(pngB64, "image/jpeg") + `]`,
+			[]Problem{p(ptr+"2/base64", "El contenido de base64_entrega_digitalizada no corresponde al tipo image/jpeg")}},
+		{"elements that are not objects", `[` + podPNG + `,"` + pngB64 + `",true,7,[],[` + podPNG + `]]`, []Problem{
+			p(ptr+"1", "El elemento base64_entrega_digitalizada/1 debe ser un objeto"),
+			p(ptr+"2", "El elemento base64_entrega_digitalizada/2 debe ser un objeto"),
+			p(ptr+"3", "El elemento base64_entrega_digitalizada/3 debe ser un objeto"),
+			p(ptr+"4", "El elemento base64_entrega_digitalizada/4 debe ser un objeto"),
+			p(ptr+"5", "El elemento base64_entrega_digitalizada/5 debe ser un objeto"),
+		}},
+		{"every problem of every element", `[` + pod(gifB64, "image/gif") + `,{"base64":true,"mime_type":["x"]},` + pod("", "image/png") + `]`, []Problem{
+			p(ptr+"0/mime_type", "El campo base64_entrega_digitalizada.mime_type debe ser image/jpeg, image/png o application/pdf"),
+			p(ptr+"1/base64", "El campo base64_entrega_digitalizada.base64 debe ser una cadena de texto"),
+			p(ptr+"1/mime_type", "El campo base64_entrega_digitalizada.mime_type debe ser una cadena de texto"),
+			p(ptr+"2/base64", "El campo base64_entrega_digitalizada.base64 es obligatorio"),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := problemsOf(t, request(guide(kv{"base64_entrega_digitalizada", tc.value})), Options{})
+			if !reflect.DeepEqual(got, tc.problems) {
+				t.Errorf("got %v\nwant %v", got, tc.problems)
+			}
+		})
+	}
+
+	// Guides do not share their proofs; a problem points into its own guide.
+	body := request(
+		guide(kv{"base64_entrega_digitalizada", `[` + podPNG + `,` + podPDF + `]`}),
+		guide(kv{"base64_entrega_digitalizada", podJPEG}),
+		guide(kv{"base64_entrega_digitalizada", `[` + podJPEG + `,` + podPNG + `]`}),
+	)
+	got := mustNormalize(t, body, Options{})
+	if !reflect.DeepEqual(got[0].ProofsOfDelivery, []ProofOfDelivery{png, pdf}) || *got[1].ProofOfDelivery != jpeg ||
+		got[1].ProofsOfDelivery != nil || !reflect.DeepEqual(got[2].ProofsOfDelivery, []ProofOfDelivery{jpeg, png}) ||
+		*got[0].ProofOfDelivery != png || *got[2].ProofOfDelivery != jpeg {
+		t.Errorf("got %+v", got)
+	}
+	problems := problemsOf(t, request(guide(), guide(kv{"base64_entrega_digitalizada", `[{},` + pod(pngB64, "") + `]`})), Options{})
+	if want := []Problem{p("/body/1/base64_entrega_digitalizada/1/mime_type", "El campo base64_entrega_digitalizada.mime_type es obligatorio")}; !reflect.DeepEqual(problems, want) {
+		t.Errorf("got %v, want %v", problems, want)
 	}
 }
 
@@ -810,41 +939,105 @@ func fullGuideObject() string {
 }
 
 func TestEventID(t *testing.T) {
+	received := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	id := func(body string) string {
 		t.Helper()
 		tr := mustNormalize(t, body, Options{})
 		if len(tr) != 1 {
 			t.Fatalf("got %d trackings", len(tr))
 		}
-		return tr[0].EventID()
+		ev, err := tr[0].Event("shipments/tracking", received)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID != tr[0].EventID() {
+			t.Errorf("Event id %s, EventID %s", ev.ID, tr[0].EventID())
+		}
+		// The id is derived from the source and the whole data.
+		if want, err := event.IDFromData(Source, ev.Data); err != nil || ev.ID != want {
+			t.Errorf("id %s, IDFromData of the data %s (%v)", ev.ID, want, err)
+		}
+		return ev.ID
 	}
 	base := id(request(guide()))
 	if !event.ValidID(base) {
 		t.Fatalf("invalid id %q", base)
 	}
-	if want := event.NewID("aveonline", "consecutivo123", "4", "2022-12-11T11:04:43-05:00"); base != want {
-		t.Errorf("id = %q, want %q", base, want)
-	}
 	// Pinned: changing the derivation would defeat dedupe across an upgrade.
-	if base != "evt_ujqlv7hrjytwoylepas2ifamvn" {
+	if base != "evt_2h7at2q24kcnkjmtmxmgybt6sl" {
 		t.Errorf("id of the base guide = %s, changed", base)
 	}
+	withIncident := guide(kv{"cod_novedad", `"NOVEDAD"`}, kv{"nombre_novedad", `"DIRECCION ERRONEA"`},
+		kv{"fecha_novedad", `"2022-12-11 11:31:00"`}, kv{"estado_novedad", `"EJECUTADA"`})
+	incident := id(request(withIncident))
 	for _, tc := range []struct {
 		name string
 		body string
-		same bool
+		want string // the id it must have
 	}{
-		{"same guide again", request(guide()), true},
-		{"key order and spacing", `{ "body" : [ {"fecha_estado":"2022-12-11 11:04:43", "nombre_estado":"EN ENTREGA","cod_estado":4,"id_envio":"consecutivo123"} ], "tipo":"json" }`, true},
-		{"other name, same code", request(guide(kv{"nombre_estado", `"EN REPARTO"`})), true},
-		{"incident added", request(guide(kv{"cod_novedad", `"N1"`}, kv{"observaciones", `"x"`})), true},
-		{"other status.at", request(guide(kv{"fecha_estado", `"2022-12-11 11:04:44"`})), false},
-		{"other status.code", request(guide(kv{"cod_estado", `"5"`})), false},
-		{"other shipment", request(guide(kv{"id_envio", `"consecutivo124"`})), false},
+		{"same guide again", request(guide()), base},
+		{"key order and spacing", `{ "body" : [ {"fecha_estado":"2022-12-11 11:04:43", "nombre_estado":"EN ENTREGA","cod_estado":4,"id_envio":"consecutivo123"} ], "tipo":"json" }`, base},
+		{"cod_estado 4", request(guide(kv{"cod_estado", `4`})), base},
+		{"cod_estado 4.0", request(guide(kv{"cod_estado", `4.0`})), base},
+		{"cod_estado 4e0", request(guide(kv{"cod_estado", `4e0`})), base},
+		{"cod_estado 40E-1", request(guide(kv{"cod_estado", `40E-1`})), base},
+		{"escapes", request(guide(kv{"id_envio", `"consecutivo\u0031\u00323"`})), base},
+		{"absent optional fields", request(guide(kv{"cod_novedad", `""`}, kv{"observaciones", `null`},
+			kv{"guia_reeemplazo", `0`}, kv{"base64_entrega_digitalizada", `[]`}, kv{"campo_nuevo", `"x"`})), base},
+		{"same guide and incident again", request(withIncident), incident},
+		{"incident fields reordered", request(guide(kv{"estado_novedad", `"EJECUTADA"`}, kv{"fecha_novedad", `"2022-12-11 11:31:00"`},
+			kv{"nombre_novedad", `"DIRECCION ERRONEA"`}, kv{"cod_novedad", `"NOVEDAD"`})), incident},
 	} {
-		if got := id(tc.body); (got == base) != tc.same {
-			t.Errorf("%s: id %s, base %s, want same=%v", tc.name, got, base, tc.same)
+		if got := id(tc.body); got != tc.want {
+			t.Errorf("%s: id %s, want %s", tc.name, got, tc.want)
 		}
+	}
+
+	// Anything that changes the data is a new event.
+	onePNG := pod(pngB64, "image/png")
+	distinct := map[string]string{base: "base", incident: "incident"}
+	for _, tc := range []struct{ name, body string }{
+		{"new incident under the same status", request(guide(kv{"cod_novedad", `"N2"`}, kv{"fecha_novedad", `"2022-12-11 12:00:00"`}))},
+		{"incident date changed", request(guide(kv{"cod_novedad", `"NOVEDAD"`}, kv{"nombre_novedad", `"DIRECCION ERRONEA"`},
+			kv{"fecha_novedad", `"2022-12-11 11:32:00"`}, kv{"estado_novedad", `"EJECUTADA"`}))},
+		{"incident state changed", request(guide(kv{"cod_novedad", `"NOVEDAD"`}, kv{"nombre_novedad", `"DIRECCION ERRONEA"`},
+			kv{"fecha_novedad", `"2022-12-11 11:31:00"`}, kv{"estado_novedad", `"PENDIENTE"`}))},
+		{"proof added", request(guide(kv{"base64_entrega_digitalizada", onePNG}))},
+		{"second proof added", request(guide(kv{"base64_entrega_digitalizada", "[" + onePNG + "," + pod(pdfB64, "application/pdf") + "]"}))},
+		{"note added", request(guide(kv{"observaciones", `"x"`}))},
+		{"document added", request(guide(kv{"ruta_digitalizada", `"https://laruta.com/docs/1.pdf"`}))},
+		{"replacement added", request(guide(kv{"guia_reeemplazo", `"123"`}))},
+		{"other name, same code", request(guide(kv{"nombre_estado", `"EN REPARTO"`}))},
+		{"other status.at", request(guide(kv{"fecha_estado", `"2022-12-11 11:04:44"`}))},
+		{"other status.code", request(guide(kv{"cod_estado", `"5"`}))},
+		{"cod_estado the string 4.0", request(guide(kv{"cod_estado", `"4.0"`}))},
+		{"other shipment", request(guide(kv{"id_envio", `"consecutivo124"`}))},
+	} {
+		got := id(tc.body)
+		if prev, dup := distinct[got]; dup {
+			t.Errorf("%s: id %s, the same as %s", tc.name, got, prev)
+		}
+		distinct[got] = tc.name
+	}
+
+	// A proof sent as an object or as an array of one is the same data.
+	if a, b := id(request(guide(kv{"base64_entrega_digitalizada", onePNG}))),
+		id(request(guide(kv{"base64_entrega_digitalizada", "[{}," + onePNG + ",null]"}))); a != b {
+		t.Errorf("one proof as an object %s, in an array %s", a, b)
+	}
+
+	// received_at and the topic are not part of the id.
+	tr := mustNormalize(t, request(guide()), Options{})[0]
+	a, err := tr.Event("shipments/tracking", received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tr.Event("other/topic", received.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != b.ID || a.ID != base {
+		t.Errorf("ids %s and %s at another time and topic, want %s", a.ID, b.ID, base)
 	}
 }
 
@@ -903,7 +1096,7 @@ func TestSample(t *testing.T) {
 		t.Fatalf("Sample lacks an optional group: %+v", s)
 	}
 	// Every field of every group is set.
-	for _, v := range []any{s, *s.Incident, *s.Replacement, *s.ProofOfDelivery, s.Status} {
+	for _, v := range []any{s, *s.Incident, *s.Replacement, *s.ProofOfDelivery, s.Status, s.ProofsOfDelivery[1]} {
 		rv := reflect.ValueOf(v)
 		for i := 0; i < rv.NumField(); i++ {
 			if rv.Field(i).IsZero() {
@@ -918,8 +1111,25 @@ func TestSample(t *testing.T) {
 	if _, err := png.DecodeConfig(bytes.NewReader(content)); err != nil {
 		t.Errorf("sample content is not a PNG: %v", err)
 	}
+	for _, pr := range s.ProofsOfDelivery {
+		if content, err := base64.StdEncoding.DecodeString(pr.Base64); err != nil || len(content) != pr.Bytes {
+			t.Errorf("sample proof %s: %d bytes, %v", pr.MimeType, len(content), err)
+		}
+	}
+	if len(s.ProofsOfDelivery) < 2 || s.ProofOfDelivery != &s.ProofsOfDelivery[0] {
+		t.Fatalf("Sample has %d proofs of delivery, want several, the first one its proof_of_delivery", len(s.ProofsOfDelivery))
+	}
 	// It is what its own source payload normalizes to.
 	body := strings.Replace(fullGuide, `"https://laruta.com/docs/...."`, `"`+s.DocumentURL+`"`, 1)
+	proofs := make([]string, len(s.ProofsOfDelivery))
+	for i, pr := range s.ProofsOfDelivery {
+		proofs[i] = pod(pr.Base64, pr.MimeType)
+	}
+	single := "{\n\"base64\":\"" + pngB64 + "\",\n\"mime_type\":\"image/png\"\n}"
+	if !strings.Contains(body, single) {
+		t.Fatal("the proof of fullGuide is not where expected")
+	}
+	body = strings.Replace(body, single, "["+strings.Join(proofs, ",")+"]", 1)
 	if got := mustNormalize(t, body, Options{}); !reflect.DeepEqual(got[0], s) {
 		t.Errorf("got %+v, want %+v", got[0], s)
 	}
@@ -928,7 +1138,8 @@ func TestSample(t *testing.T) {
 	}
 	// Fresh each call.
 	s.Incident.Code = "changed"
-	if Sample().Incident.Code == "changed" {
+	s.ProofsOfDelivery[1].Bytes = -1
+	if fresh := Sample(); fresh.Incident.Code == "changed" || fresh.ProofsOfDelivery[1].Bytes == -1 {
 		t.Error("Sample shares its groups between calls")
 	}
 }

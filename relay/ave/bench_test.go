@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchGuide returns a realistic guide, as a PHP sender encodes it (escaped
@@ -81,3 +82,23 @@ func BenchmarkNormalize1(b *testing.B) { benchmarkNormalize(b, 1) }
 
 // BenchmarkNormalize100 normalizes 100 mixed guides.
 func BenchmarkNormalize100(b *testing.B) { benchmarkNormalize(b, 100) }
+
+// BenchmarkEvents100 turns 100 normalized mixed guides into events: their
+// JSON data and their ids.
+func BenchmarkEvents100(b *testing.B) {
+	body := benchBody(100)
+	trackings, err := Normalize(body, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	received := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		for i := range trackings {
+			if _, err := trackings[i].Event("shipments/tracking", received); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -30,14 +30,20 @@
 // replacement, proof_of_delivery) is omitted when none of its fields is
 // present; a partly present group carries only the fields that were sent.
 //
-// A JSON number sent where a string is expected is accepted and kept as its
-// text exactly as sent (4 becomes "4", 12345678901234567890 stays
-// 12345678901234567890). A boolean, object or array where a string is
-// expected is a problem. Strings are otherwise kept as sent, without
-// trimming. Fields that are not in the contract are ignored, and so is the
-// case of a name that differs from the published one (only the exact names
-// are read). When a name appears twice in one object, the last one counts,
-// as with encoding/json.
+// A JSON number sent where a string is expected is accepted and becomes its
+// canonical decimal string, [event.CanonicalNumber]: exact (never rounded
+// through a float), without exponent, leading zeros or trailing fractional
+// zeros, so that the same value gives the same text however it is spelled:
+// 4, 4.0 and 4e0 become "4", 4.50 becomes "4.5", 1e3 becomes "1000",
+// 12345678901234567890 stays 12345678901234567890, and -0 and 0.0 become "0"
+// (so they are absent in an optional field). Only a value that would need
+// more than 21 zeros of padding is written with an exponent (1e22 stays
+// "1e22"). A string is never read as a number: "4.0" stays "4.0". A boolean,
+// object or array where a string is expected is a problem. Strings are
+// otherwise kept as sent, without trimming. Fields that are not in the
+// contract are ignored, and so is the case of a name that differs from the
+// published one (only the exact names are read). When a name appears twice
+// in one object, the last one counts, as with encoding/json.
 //
 // Dates (fecha_estado, fecha_novedad) must be exactly "AAAA-MM-DD HH:MM:ss"
 // (Go layout "2006-01-02 15:04:05"), a real calendar date and time (no
@@ -51,16 +57,22 @@
 // ruta_digitalizada must be an absolute http or https URL with a host and no
 // whitespace or control characters; it is kept as sent.
 //
-// base64_entrega_digitalizada is absent when it is null, "", 0, "0", or an
-// object whose base64 and mime_type are both absent. Otherwise it must be an
+// base64_entrega_digitalizada is an object, one proof of delivery, or an
+// array of such objects (the seed types it "Object -> [{}]", as it types
+// body). It is absent when it is null, "", 0, "0", an empty array, or when
+// each of its proofs is empty. A proof is empty when it is an object whose
+// base64 and mime_type are both absent (as in {}); in an array, an element
+// that is absent in the sense above (null, "", only whitespace, 0 or "0") is
+// empty too, and empty elements are skipped. Every other proof must be an
 // object with both: mime_type is image/jpeg, image/png or application/pdf
 // (compared without regard to case, written in lower case) and base64 is
 // standard base64 (alphabet A-Z a-z 0-9 + /, padding optional, no whitespace
 // or line breaks) whose decoded bytes start with the signature of the type:
 // FF D8 FF for JPEG, 89 50 4E 47 for PNG, "%PDF" for PDF. The base64 text is
-// kept as sent (JSON escapes such as \/ resolved); bytes is the decoded length.
-// The content is validated in fixed-size chunks, never decoded whole into
-// memory.
+// kept as sent (JSON escapes such as \/ resolved); bytes is the decoded
+// length. The content is validated in fixed-size chunks, never decoded whole
+// into memory. Each element of an array is validated on its own, and its
+// problems point into it (/body/0/base64_entrega_digitalizada/1/base64).
 //
 // # Problems
 //
@@ -90,17 +102,22 @@
 //	/body/<i>/<fecha>   El campo <fecha> no es una fecha válida
 //	/body/<i>/tipo_guia_reeemplazo          El campo tipo_guia_reeemplazo debe ser DEV, REEMP o CONT
 //	/body/<i>/ruta_digitalizada             El campo ruta_digitalizada debe ser una URL válida
-//	/body/<i>/base64_entrega_digitalizada   El campo base64_entrega_digitalizada debe ser un objeto
-//	/body/<i>/base64_entrega_digitalizada/base64      El campo base64_entrega_digitalizada.base64 es obligatorio
-//	/body/<i>/base64_entrega_digitalizada/base64      El campo base64_entrega_digitalizada.base64 debe ser una cadena de texto
-//	/body/<i>/base64_entrega_digitalizada/base64      El campo base64_entrega_digitalizada.base64 no es un base64 válido
-//	/body/<i>/base64_entrega_digitalizada/base64      El contenido de base64_entrega_digitalizada no corresponde al tipo <tipo>
-//	/body/<i>/base64_entrega_digitalizada/mime_type   El campo base64_entrega_digitalizada.mime_type es obligatorio
-//	/body/<i>/base64_entrega_digitalizada/mime_type   El campo base64_entrega_digitalizada.mime_type debe ser una cadena de texto
-//	/body/<i>/base64_entrega_digitalizada/mime_type   El campo base64_entrega_digitalizada.mime_type debe ser image/jpeg, image/png o application/pdf
+//	/body/<i>/base64_entrega_digitalizada   El campo base64_entrega_digitalizada debe ser un objeto o un arreglo de objetos
+//	/body/<i>/base64_entrega_digitalizada/<j>   El elemento base64_entrega_digitalizada/<j> debe ser un objeto
+//	<p>/base64      El campo base64_entrega_digitalizada.base64 es obligatorio
+//	<p>/base64      El campo base64_entrega_digitalizada.base64 debe ser una cadena de texto
+//	<p>/base64      El campo base64_entrega_digitalizada.base64 no es un base64 válido
+//	<p>/base64      El contenido de base64_entrega_digitalizada no corresponde al tipo <tipo>
+//	<p>/mime_type   El campo base64_entrega_digitalizada.mime_type es obligatorio
+//	<p>/mime_type   El campo base64_entrega_digitalizada.mime_type debe ser una cadena de texto
+//	<p>/mime_type   El campo base64_entrega_digitalizada.mime_type debe ser image/jpeg, image/png o application/pdf
+//
+// where <p> is /body/<i>/base64_entrega_digitalizada for a single object,
+// and /body/<i>/base64_entrega_digitalizada/<j> for the element <j> of an
+// array (counting the skipped empty elements).
 //
 // "es obligatorio" is used for the required guide fields and for a member of
-// base64_entrega_digitalizada left empty while the other one is given.
+// a proof of delivery left empty while the other one is given.
 // A value of tipo that is not the string "json" (a number, a boolean, "JSON")
 // gets "debe ser json". The content of base64 is only compared with the
 // mime_type when both are valid.
@@ -117,11 +134,30 @@
 //	  "replacement": {"tracking_number": "123-444-222", "kind": "return"},
 //	  "document_url": "https://laruta.com/docs/consecutivo123.pdf",
 //	  "proof_of_delivery": {"mime_type": "image/png", "base64": "iVBORw0KGgo...", "bytes": 71},
+//	  "proofs_of_delivery": [
+//	    {"mime_type": "image/png", "base64": "iVBORw0KGgo...", "bytes": 71},
+//	    {"mime_type": "application/pdf", "base64": "JVBERi0x...", "bytes": 15}
+//	  ],
 //	  "notes": "no se encuentra la dirección"
 //	}
 //
-// Its event id is derived from (source, shipment_id, status.code, status.at),
-// so a guide event sent twice yields the same id.
+// proof_of_delivery is the first proof of delivery sent; proofs_of_delivery
+// lists all of them, in the order sent, and is there only when more than one
+// came (a single proof, as an object or as an array of one, gives
+// proof_of_delivery alone).
+//
+// # Event id
+//
+// The id of a tracking's event is derived from Source and the whole
+// normalized data, in its canonical form ([event.IDFromData]: keys sorted,
+// numbers as their canonical decimal strings, escapes resolved). A guide
+// event sent again, identical, yields the same id, and the relay does not
+// deliver it twice within its dedupe window, however the resend spells its
+// JSON (key order, whitespace, \u escapes, cod_estado 4, 4.0 or "4"). A
+// follow-up that adds or changes anything (a new incident under the same
+// status, a proof of delivery, a note, another status name) is another
+// event, with another id, and is delivered. The time the event was received
+// and its topic are not part of the data, and do not change the id.
 //
 // The strings of the Trackings that Normalize returns share one copy of the
 // request body, made once per call; keeping any of them keeps that copy.

@@ -25,7 +25,7 @@ func ExampleNormalize() {
 	fmt.Println(ev.ID)
 	fmt.Println(string(ev.Data))
 	// Output:
-	// evt_ujqlv7hrjytwoylepas2ifamvn
+	// evt_qdnneecvftm4b4kyyb3y7i5ncn
 	// {"shipment_id":"consecutivo123","status":{"code":"4","name":"EN ENTREGA","at":"2022-12-11T11:04:43-05:00"},"notes":"no se encuentra la dirección"}
 }
 

@@ -41,6 +41,20 @@ func fuzzSeeds() []string {
 	} {
 		seeds = append(seeds, request(guide(kv{"base64_entrega_digitalizada", v})))
 	}
+	// Arrays of proofs: empty, with empty elements, several, with bad
+	// elements, nested.
+	podPNG, podPDF := pod(pngB64, "image/png"), pod(pdfB64, "application/pdf")
+	for _, v := range []string{
+		`[]`, `[{}]`, `[null,"",0,"0"]`, `[` + podPNG + `]`, `[` + podPNG + `,` + podPDF + `]`,
+		`[{},` + podPDF + `,null,` + pod(jpegB64, "image/jpeg") + `]`, `[` + podPNG + `,` + pod(pngB64, "image/jpeg") + `]`,
+		`[` + pod("Base64 was here", "") + `,true,"x",[],[` + podPNG + `]]`, `[{"base64":"iVBORw0KGgo=","mime_type":null},7]`,
+	} {
+		seeds = append(seeds, request(guide(kv{"base64_entrega_digitalizada", v})))
+	}
+	// Numbers in many spellings.
+	for _, v := range []string{`4.0`, `4e0`, `40E-1`, `-0.0`, `1e999999999`, `12.50`, `0.5e-1`} {
+		seeds = append(seeds, request(guide(kv{"cod_estado", v}, kv{"cod_novedad", v})))
+	}
 	return seeds
 }
 
@@ -105,12 +119,20 @@ func FuzzNormalize(f *testing.F) {
 					t.Fatalf("guide %d %s: got %q, encoding/json read %q", i, c.name, c.got, want)
 				}
 			}
+			// proof_of_delivery is the first of proofs_of_delivery, which
+			// is there only when there are several.
+			if ps := tr.ProofsOfDelivery; ps != nil && (len(ps) < 2 || tr.ProofOfDelivery == nil || *tr.ProofOfDelivery != ps[0]) {
+				t.Fatalf("guide %d: proof %+v, proofs %+v", i, tr.ProofOfDelivery, ps)
+			}
 			ev, err := tr.Event("shipments/tracking", received)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !event.ValidID(ev.ID) || !json.Valid(ev.Data) {
 				t.Fatalf("bad event %+v", ev)
+			}
+			if id, err := event.IDFromData(Source, ev.Data); err != nil || id != ev.ID || tr.EventID() != ev.ID {
+				t.Fatalf("id %s, IDFromData %s (%v), EventID %s", ev.ID, id, err, tr.EventID())
 			}
 			out, err := json.Marshal(ev)
 			if err != nil || !json.Valid(out) {
@@ -124,13 +146,17 @@ func FuzzNormalize(f *testing.F) {
 	})
 }
 
-// refText is the text of a string or number decoded by encoding/json.
+// refText is the text of a string or number decoded by encoding/json: a
+// number's canonical decimal string.
 func refText(v any) string {
 	switch v := v.(type) {
 	case string:
 		return v
 	case json.Number:
-		return string(v)
+		if n, ok := event.CanonicalNumber(string(v)); ok {
+			return n
+		}
+		return "<bad number " + string(v) + ">"
 	}
 	return "<other>"
 }

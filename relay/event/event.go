@@ -2,6 +2,16 @@
 // delivers, and the derivation of its stable id. It depends on the standard
 // library only, so that format decoders can produce events without pulling in
 // the queue.
+//
+// The id of a normalized event is derived from its source and its whole
+// data ([IDFromData]), in a canonical form ([CanonicalJSON]: object keys
+// sorted, no whitespace, escapes resolved, numbers as their canonical
+// decimal strings, [CanonicalNumber]). So an identical resend, however its
+// JSON is spelled, has the same id and is deduplicated, while an event whose
+// data differs in anything but its spelling is a new event. What is not in
+// the data, such as the time the event was received or its topic, does not
+// change the id. [NewID] derives an id from any list of strings, for events
+// that have no such data (raw bodies, tests).
 package event
 
 import (
@@ -16,7 +26,8 @@ import (
 // destination and, unless a template reshapes it, the JSON body it delivers.
 type Event struct {
 	// ID is stable: the same source event always yields the same id, which
-	// makes it the dedupe key and the Standard Webhooks webhook-id.
+	// makes it the dedupe key and the Standard Webhooks webhook-id. For a
+	// normalized event it is IDFromData(Source, Data).
 	ID         string          `json:"id"`
 	Topic      string          `json:"topic"`
 	Source     string          `json:"source"`
@@ -34,6 +45,7 @@ const IDLen = 26
 // NewID derives an event id from the parts that identify a source event:
 // "evt_" followed by 26 base32 characters (130 bits) of the SHA-256 of the
 // parts, each followed by a NUL byte so that ("ab","c") and ("a","bc") differ.
+// IDFromData(source, data) is NewID(source, canonical form of data).
 func NewID(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
@@ -45,7 +57,8 @@ func NewID(parts ...string) string {
 	return "evt_" + enc[:IDLen]
 }
 
-// ValidID reports whether s has the shape of an id made by NewID.
+// ValidID reports whether s has the shape of an id made by NewID or
+// IDFromData.
 func ValidID(s string) bool {
 	rest, ok := strings.CutPrefix(s, "evt_")
 	if !ok || len(rest) != IDLen {
