@@ -119,6 +119,8 @@ func statusCommand() *cobra.Command {
 // destinationState is a destination's health in a word.
 func destinationState(d relay.DestinationStatus) string {
 	switch {
+	case d.Gone:
+		return "gone"
 	case d.Paused:
 		return "paused"
 	case d.CircuitOpen:

@@ -58,6 +58,18 @@ type App struct {
 	// inspection and replay. Default: 30 days.
 	DeadLetterRetention caddy.Duration `json:"dead_letter_retention,omitempty"`
 
+	// QueueLimit bounds, in bytes, the events waiting for delivery. When
+	// it is reached, ingress answers 503 with Retry-After and nothing
+	// waiting is dropped. Default: no bound but the queue's storage (the
+	// embedded server's is 75% of the free disk at start).
+	QueueLimit int64 `json:"queue_limit,omitempty"`
+
+	// DeadLetterLimit bounds, in bytes, the dead letters kept. When it is
+	// reached, the oldest dead letters are dropped to make room, with a
+	// warning in the log and hookrelay_dead_letters_dropped_total.
+	// Default: 1 GiB.
+	DeadLetterLimit int64 `json:"dead_letter_limit,omitempty"`
+
 	engine *pooledEngine
 	key    string
 	log    *zap.Logger
@@ -179,6 +191,8 @@ func (a *App) storage() relay.Storage {
 		SyncInterval:        time.Duration(a.SyncInterval),
 		DedupeWindow:        time.Duration(a.DedupeWindow),
 		DeadLetterRetention: time.Duration(a.DeadLetterRetention),
+		MaxBytes:            a.QueueLimit,
+		DeadLetterMaxBytes:  a.DeadLetterLimit,
 	}
 	if a.Storage != nil {
 		st.URLs = a.Storage.URLs
@@ -202,6 +216,9 @@ func (a *App) Validate() error {
 	}
 	if a.Storage != nil && a.Storage.Replicas < 0 {
 		return errors.New("hookrelay: replicas cannot be negative")
+	}
+	if a.QueueLimit < 0 || a.DeadLetterLimit < 0 {
+		return errors.New("hookrelay: queue_limit and dead_letter_limit cannot be negative")
 	}
 	if a.Storage != nil && a.Storage.TLS != nil && (a.Storage.TLS.Cert == "") != (a.Storage.TLS.Key == "") {
 		return errors.New("hookrelay: storage tls needs both cert and key, or neither")

@@ -42,6 +42,8 @@ func init() {
 //	    sync always | <interval>
 //	    dedupe_window <duration>
 //	    dead_letter_retention <duration>
+//	    queue_limit <size>
+//	    dead_letter_limit <size>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -145,6 +147,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, err
 			}
 			app.DeadLetterRetention = dur
+		case "queue_limit":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.QueueLimit = size
+		case "dead_letter_limit":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.DeadLetterLimit = size
 		default:
 			return nil, d.Errf("unknown hookrelay option %q", d.Val())
 		}

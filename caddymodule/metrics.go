@@ -45,9 +45,15 @@ var (
 		Name:      "dead_letters_total",
 		Help:      "Messages moved to the dead-letter stream, by destination.",
 	}, []string{"destination"})
+
+	deadLettersDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "hookrelay",
+		Name:      "dead_letters_dropped_total",
+		Help:      "Oldest dead letters dropped to make room when the dead-letter store was full (dead_letter_limit).",
+	})
 )
 
-var collectors = []prometheus.Collector{ingressRequests, eventsEnqueued, deliveryAttempts, attemptSeconds, deadLetters, engineCollector{}}
+var collectors = []prometheus.Collector{ingressRequests, eventsEnqueued, deliveryAttempts, attemptSeconds, deadLetters, deadLettersDropped, engineCollector{}}
 
 // registerMetrics registers the collectors with the config's registry;
 // a collector already registered there is fine.
@@ -85,6 +91,8 @@ func (deliveryObserver) Attempt(dest, outcome string, took time.Duration) {
 	}
 }
 
+func (deliveryObserver) DeadLettersDropped(n uint64) { deadLettersDropped.Add(float64(n)) }
+
 // engineCollector reports, at each scrape, the running engine's queue
 // state per destination and its token cache counters. It reads whichever
 // engine the most recently started config uses, so a reload never leaves
@@ -104,6 +112,9 @@ var (
 	pausedDesc = prometheus.NewDesc("hookrelay_destination_paused",
 		"1 while deliveries to a destination are paused.",
 		[]string{"destination"}, nil)
+	goneDesc = prometheus.NewDesc("hookrelay_destination_gone",
+		"1 while a destination is marked gone (it answered 410) and paused until resumed.",
+		[]string{"destination"}, nil)
 	tokenFetchesDesc = prometheus.NewDesc("hookrelay_token_fetches_total",
 		"Token requests sent to OAuth token endpoints.", nil, nil)
 	tokenFetchErrorsDesc = prometheus.NewDesc("hookrelay_token_fetch_errors_total",
@@ -117,7 +128,7 @@ var (
 // Describe sends the descriptors of every metric Collect may send.
 func (engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		queueDepthDesc, retriesWaitingDesc, deadLettersStoredDesc, pausedDesc,
+		queueDepthDesc, retriesWaitingDesc, deadLettersStoredDesc, pausedDesc, goneDesc,
 		tokenFetchesDesc, tokenFetchErrorsDesc, tokenHitsDesc, tokenMissesDesc,
 	} {
 		ch <- d
@@ -152,5 +163,10 @@ func (engineCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(retriesWaitingDesc, prometheus.GaugeValue, float64(st.InRetry), st.Name)
 		ch <- prometheus.MustNewConstMetric(deadLettersStoredDesc, prometheus.GaugeValue, float64(st.DeadLetters), st.Name)
 		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused, st.Name)
+		gone := 0.0
+		if st.Gone {
+			gone = 1
+		}
+		ch <- prometheus.MustNewConstMetric(goneDesc, prometheus.GaugeValue, gone, st.Name)
 	}
 }

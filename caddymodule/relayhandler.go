@@ -260,6 +260,7 @@ func (h *Relay) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx); err != nil {
 		return err
 	}
+	maxBodySet := h.MaxBody != 0
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
 	}
@@ -275,6 +276,15 @@ func (h *Relay) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = appVal.(*App)
+	if limit := h.app.engine.MaxEventSize(); limit > 0 && h.MaxBody > limit {
+		// A raw body is stored as one message: one larger than the
+		// queue's messages cannot be stored.
+		if maxBodySet {
+			return fmt.Errorf("max_body %d is larger than the queue can store in one message (%d bytes; on a NATS cluster, raise the servers' max_payload)", h.MaxBody, limit)
+		}
+		h.log.Warn("the queue stores at most this many bytes per event; larger events are answered 413",
+			zap.Int64("limit", limit), zap.Int64("max_body", h.MaxBody))
+	}
 	policy, err := h.Retry.policy()
 	if err != nil {
 		return err
@@ -560,6 +570,18 @@ func (h *Relay) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
 	if err := h.app.engine.Enqueue(ctx, events, h.names); err != nil {
+		var tooLarge *relay.TooLargeError
+		if errors.As(err, &tooLarge) {
+			// Nothing of the request was stored; a resend gets the same.
+			h.log.Debug("event too large for the queue", zap.Error(err))
+			observeIngress(r, http.StatusRequestEntityTooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"The event takes %d bytes after normalization, more than the limit of %d bytes for one stored event.", tooLarge.Size, tooLarge.Limit))
+			if in != nil {
+				in.answered = true
+			}
+			return nil
+		}
 		// Warn at most every 10s: during an outage every request fails
 		// the same way, and senders must not be able to flood the log.
 		level := zap.DebugLevel

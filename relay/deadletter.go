@@ -53,6 +53,34 @@ func deadLetterFromMsg(m *jetstream.RawStreamMsg) DeadLetter {
 	return dl
 }
 
+// storeDeadLetter stores m in the dead-letter stream. The stream is
+// bounded (Storage.DeadLetterMaxBytes) and drops its oldest messages to
+// make room; dropped is told how many this store pushed out, read from
+// the stream's count before and after (on a cluster, concurrent stores of
+// other nodes can blur it).
+func (q *queue) storeDeadLetter(ctx context.Context, m *nats.Msg, dropped func(n uint64)) error {
+	s, err := q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return err
+	}
+	before := s.CachedInfo().State
+	full := before.Bytes+uint64(len(m.Data))+messageHeadroom > uint64(q.settings().DeadLetterMaxBytes)
+	if _, err := q.js.PublishMsg(ctx, m); err != nil {
+		return err
+	}
+	if !full {
+		return nil
+	}
+	after, err := s.Info(ctx)
+	if err != nil {
+		return nil
+	}
+	if n := before.Msgs + 1; after.State.Msgs < n {
+		dropped(n - after.State.Msgs)
+	}
+	return nil
+}
+
 func deadSubject(dest string) string {
 	if dest == "" {
 		return subjectDead + ">"

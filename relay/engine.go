@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,27 @@ const HeaderEvent = "Hookrelay-Event"
 // events; the sender should retry.
 var ErrUnavailable = errors.New("the queue cannot store the event right now")
 
+// ErrFull is returned by Enqueue when the deliveries waiting take
+// Storage.MaxBytes or more; it wraps ErrUnavailable, since the sender's
+// retry succeeds once they drain.
+var ErrFull = fmt.Errorf("%w: the queue is full (its queue limit is reached)", ErrUnavailable)
+
+// TooLargeError is returned by Enqueue when an event cannot be stored as
+// one queue message. Nothing of the request was stored.
+type TooLargeError struct {
+	// Size is the event's encoded size, Limit the most an event may take.
+	Size, Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the event takes %d bytes, more than the queue's limit of %d bytes for one message", e.Size, e.Limit)
+}
+
+// messageHeadroom is what a stored message's headers may take at most
+// (ids, times, the last error of a dead letter); an event may take the
+// queue's max payload less this.
+const messageHeadroom = 4 << 10
+
 // Options configures an Engine.
 type Options struct {
 	Storage Storage
@@ -51,6 +73,15 @@ type Options struct {
 	// NakWithDelay; longer delays are re-published as scheduled messages.
 	// 0 means 2 minutes.
 	NakMaxDelay time.Duration
+	// AckWait is how long a message handed to a node may go without word
+	// from it before JetStream hands it out again: after a crash, what
+	// the dead node held comes back after this long. A node that holds a
+	// message tells JetStream every AckWait/3 that it still works on it,
+	// however long the attempt takes. 0 means 6 seconds.
+	AckWait time.Duration
+	// ShutdownGrace is how long Close lets attempts under way finish
+	// before it cancels them; 0 means 10 seconds.
+	ShutdownGrace time.Duration
 }
 
 // Observer is told of every delivery attempt: the destination, the
@@ -58,6 +89,9 @@ type Options struct {
 // It must be fast and safe for concurrent use.
 type Observer interface {
 	Attempt(destination, outcome string, took time.Duration)
+	// DeadLettersDropped is told that n of the oldest dead letters were
+	// dropped to make room for a new one (Storage.DeadLetterMaxBytes).
+	DeadLettersDropped(n uint64)
 }
 
 // Engine owns the queue connection and the delivery workers. It outlives
@@ -69,6 +103,15 @@ type Engine struct {
 	client *http.Client
 	nakMax time.Duration
 	obs    Observer
+	// ackWait is the consumers' AckWait; grace is Close's ShutdownGrace.
+	ackWait time.Duration
+	grace   time.Duration
+	// stopping counts workers that stopped pulling and are letting their
+	// attempts finish.
+	stopping sync.WaitGroup
+	// outBytes is the delivery stream's size as last read (see
+	// watchSize); -1 while unknown.
+	outBytes atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -111,16 +154,72 @@ func Open(opts Options) (*Engine, error) {
 	if nakMax <= 0 {
 		nakMax = 2 * time.Minute
 	}
-	return &Engine{
+	ackWait := opts.AckWait
+	if ackWait <= 0 {
+		ackWait = DefaultAckWait
+	}
+	grace := opts.ShutdownGrace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	e := &Engine{
 		q:       q,
 		log:     log,
 		client:  client,
 		nakMax:  nakMax,
+		ackWait: ackWait,
+		grace:   grace,
 		obs:     opts.Observer,
 		ctx:     ctx,
 		cancel:  cancel,
 		workers: make(map[string]*destWorker),
-	}, nil
+	}
+	e.outBytes.Store(-1)
+	go e.watchSize()
+	return e, nil
+}
+
+// watchSize reads the delivery stream's size every half second while a
+// queue limit is set, for Enqueue to check against.
+func (e *Engine) watchSize() {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	full := false
+	for {
+		if limit := e.q.settings().MaxBytes; limit > 0 {
+			ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+			if s, err := e.q.js.Stream(ctx, StreamOut); err == nil {
+				n := int64(s.CachedInfo().State.Bytes)
+				e.outBytes.Store(n)
+				if now := n >= limit; now != full {
+					full = now
+					if full {
+						e.log.Warn("the queue limit is reached; ingress answers 503 until deliveries drain",
+							zap.Int64("limit_bytes", limit), zap.Int64("stored_bytes", n))
+					} else {
+						e.log.Info("the queue is below its limit again; ingress stores events")
+					}
+				}
+			}
+			cancel()
+		} else {
+			e.outBytes.Store(-1)
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// deadLettersDropped logs and reports dead letters dropped to make room.
+func (e *Engine) deadLettersDropped(n uint64) {
+	e.log.Warn("the dead-letter store is full; its oldest dead letters were dropped to make room",
+		zap.Uint64("dropped", n), zap.Int64("limit_bytes", e.q.settings().DeadLetterMaxBytes))
+	if e.obs != nil {
+		e.obs.DeadLettersDropped(n)
+	}
 }
 
 // Storage returns the storage the engine was opened with, defaults
@@ -140,8 +239,12 @@ func (e *Engine) Reconfigure(ctx context.Context, st Storage) (restartNeeded boo
 	return e.q.reconfigure(ctx, st)
 }
 
-// Close stops every worker, letting attempts in flight finish, and shuts
-// the queue down.
+// DefaultAckWait is the consumers' AckWait unless Options.AckWait says
+// otherwise.
+const DefaultAckWait = 6 * time.Second
+
+// Close stops every worker, letting attempts in flight finish for up to
+// the ShutdownGrace, and shuts the queue down.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -152,9 +255,16 @@ func (e *Engine) Close() error {
 	workers := e.workers
 	e.workers = map[string]*destWorker{}
 	e.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, w := range workers {
-		w.stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.stop(e.grace)
+		}()
 	}
+	wg.Wait()
+	e.stopping.Wait()
 	e.cancel()
 	e.q.close()
 	return nil
@@ -215,8 +325,15 @@ func (e *Engine) reconcileLocked() {
 	for name, w := range e.workers {
 		d, ok := active[name]
 		if !ok || d.Workers != w.cfg().Workers || d.MaxPending != w.cfg().MaxPending {
-			w.stop()
+			// Its attempts finish in the background (a cancelled
+			// attempt would be made twice); a worker for the new
+			// settings starts pulling at once beside it.
 			delete(e.workers, name)
+			e.stopping.Add(1)
+			go func() {
+				defer e.stopping.Done()
+				w.stop(w.stopGrace())
+			}()
 			continue
 		}
 		w.setCfg(d)
@@ -229,6 +346,19 @@ func (e *Engine) reconcileLocked() {
 		e.workers[name] = w
 		w.start()
 	}
+}
+
+// MaxEventSize is the largest encoded event the queue can store as one
+// message: the server's max payload (which the embedded server sets to
+// EmbeddedMaxPayload; a cluster's is read from its servers when
+// connecting) less room for headers. It is 0 while the queue was never
+// reached, when the limit is not known.
+func (e *Engine) MaxEventSize() int64 {
+	mp := e.q.nc.MaxPayload()
+	if mp <= messageHeadroom {
+		return 0
+	}
+	return mp - messageHeadroom
 }
 
 // Destinations returns the names of the running destinations.
@@ -253,13 +383,26 @@ func (e *Engine) Enqueue(ctx context.Context, events []event.Event, dests []stri
 	if !e.q.nc.IsConnected() {
 		return ErrUnavailable
 	}
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	futures := make([]jetstream.PubAckFuture, 0, len(events)*len(dests))
+	if limit := e.q.settings().MaxBytes; limit > 0 && e.outBytes.Load() >= limit {
+		return ErrFull
+	}
+	// Encode and measure every event before the first publish, so that a
+	// request with an event too large for the queue stores nothing.
+	bodies := make([][]byte, len(events))
+	limit := e.MaxEventSize()
 	for i := range events {
 		body, err := json.Marshal(&events[i])
 		if err != nil {
 			return fmt.Errorf("encoding event: %w", err)
 		}
+		if limit > 0 && int64(len(body)) > limit {
+			return &TooLargeError{Size: int64(len(body)), Limit: limit}
+		}
+		bodies[i] = body
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	futures := make([]jetstream.PubAckFuture, 0, len(events)*len(dests))
+	for i, body := range bodies {
 		for _, dest := range dests {
 			m := &nats.Msg{
 				Subject: outSubject(dest),

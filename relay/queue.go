@@ -26,6 +26,12 @@ const (
 	subjectSchedule = "hookrelay.sched."
 	subjectDead     = "hookrelay.dlq."
 	consumerPrefix  = "hr_"
+	// counterPrefix names a destination's scheduled-retry counter: a
+	// consumer that is never pulled from, whose pending count is the
+	// number of the destination's parked retries. The server keeps that
+	// count as messages come and go, so reading it costs the same
+	// whether one retry is parked or a million.
+	counterPrefix = "hrs_"
 )
 
 // Message headers hookrelay sets on stored messages.
@@ -74,7 +80,21 @@ type Storage struct {
 	// DeadLetterRetention is how long dead letters are kept; 0 means 30
 	// days.
 	DeadLetterRetention time.Duration
+	// MaxBytes bounds the deliveries waiting (the delivery stream). While
+	// they take this much or more, Enqueue refuses new events with
+	// ErrFull (ingress answers 503) and nothing waiting is dropped;
+	// retries and replays are still stored. The size is read about every
+	// half second, so a burst can pass it by that much. 0 means no bound
+	// but the server's storage.
+	MaxBytes int64
+	// DeadLetterMaxBytes bounds the dead letters kept; when it is reached
+	// the oldest are dropped to make room. 0 means 1 GiB.
+	DeadLetterMaxBytes int64
 }
+
+// DefaultDeadLetterMaxBytes is the dead letters' bound unless
+// Storage.DeadLetterMaxBytes says otherwise.
+const DefaultDeadLetterMaxBytes = 1 << 30
 
 // Embedded reports whether the storage is the embedded server.
 func (s Storage) Embedded() bool { return len(s.URLs) == 0 }
@@ -104,8 +124,16 @@ func (s Storage) withDefaults() Storage {
 	if s.DeadLetterRetention <= 0 {
 		s.DeadLetterRetention = 30 * 24 * time.Hour
 	}
+	if s.DeadLetterMaxBytes <= 0 {
+		s.DeadLetterMaxBytes = DefaultDeadLetterMaxBytes
+	}
 	return s
 }
+
+// EmbeddedMaxPayload is the embedded server's largest message: 64 MiB, so
+// that an event of a body at hook_normalize's or hook_relay's default
+// max_body (20MB), proofs of delivery included, fits in one message.
+const EmbeddedMaxPayload = 64 << 20
 
 // queue is the JetStream connection and the streams hookrelay uses.
 type queue struct {
@@ -153,8 +181,12 @@ func openQueue(ctx context.Context, st Storage, log *zap.Logger) (*queue, error)
 			return nil, fmt.Errorf("creating queue directory: %w", err)
 		}
 		sopts := &server.Options{
-			ServerName:      "hookrelay",
-			DontListen:      true,
+			ServerName: "hookrelay",
+			DontListen: true,
+			MaxPayload: EmbeddedMaxPayload,
+			// Room for a full fetch of large messages: a destination's
+			// workers take up to twice their number of messages at once.
+			MaxPending:      EmbeddedMaxPayload * 8,
 			JetStream:       true,
 			StoreDir:        st.Dir,
 			SyncAlways:      st.SyncAlways,
@@ -234,6 +266,9 @@ func (q *queue) ensureStreams(ctx context.Context) error {
 func (q *queue) createStreams(ctx context.Context, st Storage) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	// MaxBytes is enforced by Enqueue, not by the stream: a stream with
+	// message schedules cannot discard new messages, and discarding old
+	// ones would drop events waiting for delivery.
 	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              StreamOut,
 		Description:       "hookrelay: deliveries waiting for their destination",
@@ -256,6 +291,8 @@ func (q *queue) createStreams(ctx context.Context, st Storage) error {
 		Storage:     jetstream.FileStorage,
 		Replicas:    st.Replicas,
 		MaxAge:      st.DeadLetterRetention,
+		MaxBytes:    st.DeadLetterMaxBytes,
+		Discard:     jetstream.DiscardOld,
 	})
 	if err != nil {
 		return fmt.Errorf("creating stream %s: %w", StreamDead, err)
@@ -271,7 +308,7 @@ func (q *queue) settings() Storage {
 }
 
 // reconfigure applies a later configuration's stream settings (dedupe
-// window, dead-letter retention, replicas) to both streams, and keeps
+// window, dead-letter retention, replicas, size bounds) to both streams, and keeps
 // them only once the streams took them. It reports whether the fsync
 // settings, which belong to the embedded server and cannot change while
 // it runs, differ.
@@ -279,10 +316,12 @@ func (q *queue) reconfigure(ctx context.Context, st Storage) (restartNeeded bool
 	st = st.withDefaults()
 	next := q.settings()
 	restartNeeded = next.Embedded() && (st.SyncAlways != next.SyncAlways || st.SyncInterval != next.SyncInterval)
-	if st.DedupeWindow == next.DedupeWindow && st.DeadLetterRetention == next.DeadLetterRetention && st.Replicas == next.Replicas {
+	if st.DedupeWindow == next.DedupeWindow && st.DeadLetterRetention == next.DeadLetterRetention && st.Replicas == next.Replicas &&
+		st.MaxBytes == next.MaxBytes && st.DeadLetterMaxBytes == next.DeadLetterMaxBytes {
 		return restartNeeded, nil
 	}
 	next.DedupeWindow, next.DeadLetterRetention, next.Replicas = st.DedupeWindow, st.DeadLetterRetention, st.Replicas
+	next.MaxBytes, next.DeadLetterMaxBytes = st.MaxBytes, st.DeadLetterMaxBytes
 	if err := q.createStreams(ctx, next); err != nil {
 		return restartNeeded, err
 	}
@@ -318,6 +357,42 @@ func (q *queue) close() {
 func outSubject(dest string) string { return subjectOut + dest }
 
 func consumerName(dest string) string { return consumerPrefix + dest }
+
+// ensureScheduledCounter creates the destination's scheduled-retry
+// counter if it does not exist. It is never pulled from, so it holds no
+// message and acknowledges none; its state lives in memory on one
+// replica and is recomputed by the server if lost.
+func (q *queue) ensureScheduledCounter(ctx context.Context, dest string) error {
+	_, err := q.js.Consumer(ctx, StreamOut, counterPrefix+dest)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	_, err = q.js.CreateConsumer(ctx, StreamOut, jetstream.ConsumerConfig{
+		Durable:       counterPrefix + dest,
+		Description:   "hookrelay: counts the parked retries of " + dest + " (never pulled)",
+		FilterSubject: subjectSchedule + dest + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		MemoryStorage: true,
+		Replicas:      1,
+	})
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return nil
+	}
+	return err
+}
+
+// scheduledCount returns how many retries of dest are parked as
+// scheduled messages; 0 when its counter does not exist yet.
+func (q *queue) scheduledCount(ctx context.Context, dest string) uint64 {
+	c, err := q.js.Consumer(ctx, StreamOut, counterPrefix+dest)
+	if err != nil {
+		return 0
+	}
+	return c.CachedInfo().NumPending
+}
 
 // ValidName reports whether s can name a destination: 1 to 64 characters
 // of [A-Za-z0-9_-], which keeps it a single NATS subject token and a valid

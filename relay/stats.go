@@ -27,11 +27,7 @@ const (
 	numRecentAttempts = 10
 	// pauseForever is how long Pause pauses a consumer: until Resume.
 	pauseForever = 100 * 365 * 24 * time.Hour
-	// resumeDelay is when Resume ends a pause. The server's
-	// ResumeConsumer does not wake the pull requests that wait on the
-	// paused consumer (nats-server 2.15: they are served only at their
-	// expiry), while a pause that ends on its own does; so Resume moves
-	// the end of the pause to a moment from now.
+	// resumeDelay is when Resume ends a pause (see setConsumerState).
 	resumeDelay = 50 * time.Millisecond
 	// staleRetry is how long after its due time a short retry this node
 	// handed back is forgotten if it never came back here (another node
@@ -114,6 +110,11 @@ type DestinationStatus struct {
 	CircuitOpen bool `json:"circuit_open"`
 	// DeadLetters counts the destination's stored dead letters.
 	DeadLetters uint64 `json:"dead_letters"`
+	// Gone is true when the destination answered 410 Gone: it is paused
+	// and its events wait, stored, until an operator resumes it.
+	Gone bool `json:"gone"`
+	// GoneSince is when it answered 410; nil unless Gone.
+	GoneSince *time.Time `json:"gone_since,omitempty"`
 }
 
 // Depth is how many messages wait for the destination: pending, in
@@ -136,6 +137,12 @@ type destStats struct {
 	recent   [numRecentAttempts]Attempt
 	nRecent  int // attempts ever recorded, for the ring position
 	retryDue map[uint64]time.Time
+
+	// The oldest parked retry's due time, as last read.
+	firstSched        time.Time
+	firstSchedOK      bool
+	firstSchedRead    time.Time
+	firstSchedReading bool
 }
 
 func newDestStats(now func() time.Time) *destStats {
@@ -256,17 +263,13 @@ func (e *Engine) worker(name string) *destWorker {
 
 func (e *Engine) status(ctx context.Context, names []string) ([]DestinationStatus, error) {
 	slices.Sort(names)
-	scheduled, err := e.subjectCounts(ctx, StreamOut, subjectSchedule+">")
-	if err != nil {
-		return nil, err
-	}
 	dead, err := e.subjectCounts(ctx, StreamDead, subjectDead+">")
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DestinationStatus, 0, len(names))
 	for _, name := range names {
-		st := DestinationStatus{Name: name, Scheduled: scheduled[name], DeadLetters: dead[name]}
+		st := DestinationStatus{Name: name, DeadLetters: dead[name]}
 		c, err := e.q.js.Consumer(ctx, StreamOut, consumerName(name))
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
@@ -279,10 +282,18 @@ func (e *Engine) status(ctx context.Context, names []string) ([]DestinationStatu
 			st.InFlight = info.NumAckPending
 			st.Redelivered = info.NumRedelivered
 			st.Paused = info.Paused
+			if v, ok := info.Config.Metadata[metaGone]; ok {
+				st.Gone = true
+				if t, err := time.Parse(time.RFC3339, v); err == nil {
+					st.GoneSince = &t
+				}
+			}
 		}
-		e.stats(name).fill(&st)
+		st.Scheduled = e.q.scheduledCount(ctx, name)
+		ds := e.stats(name)
+		ds.fill(&st)
 		if st.Scheduled > 0 {
-			if at, ok := e.firstScheduled(ctx, name); ok && (st.NextAttempt == nil || at.Before(*st.NextAttempt)) {
+			if at, ok := e.firstScheduledCached(ds, name); ok && (st.NextAttempt == nil || at.Before(*st.NextAttempt)) {
 				st.NextAttempt = &at
 			}
 		}
@@ -296,7 +307,8 @@ func (e *Engine) status(ctx context.Context, names []string) ([]DestinationStatu
 }
 
 // subjectCounts counts a stream's messages on filter by destination, the
-// third token of hookrelay subjects.
+// third token of hookrelay subjects. Use it only where a destination has
+// one subject (not for parked retries, which have one each).
 func (e *Engine) subjectCounts(ctx context.Context, stream, filter string) (map[string]uint64, error) {
 	s, err := e.q.js.Stream(ctx, stream)
 	if err != nil {
@@ -316,6 +328,45 @@ func (e *Engine) subjectCounts(ctx context.Context, stream, filter string) (map[
 	return counts, nil
 }
 
+// firstScheduledEvery is how often the due time of a destination's oldest
+// parked retry is read again. Parked retries are at least NakMaxDelay
+// away, so this staleness does not mislead.
+const firstScheduledEvery = 30 * time.Second
+
+// firstScheduledCached returns the due time of dest's oldest parked retry
+// as last read, and starts reading it again in the background when that
+// is older than firstScheduledEvery: the read walks the server's index of
+// parked subjects, one per retry, which must not slow a status call.
+func (e *Engine) firstScheduledCached(ds *destStats, dest string) (time.Time, bool) {
+	ds.mu.Lock()
+	at, ok, readAt, reading := ds.firstSched, ds.firstSchedOK, ds.firstSchedRead, ds.firstSchedReading
+	stale := !reading && ds.now().Sub(readAt) > firstScheduledEvery
+	if stale {
+		ds.firstSchedReading = true
+	}
+	ds.mu.Unlock()
+	if stale {
+		read := func() {
+			ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+			defer cancel()
+			at, ok := e.firstScheduled(ctx, dest)
+			ds.mu.Lock()
+			ds.firstSched, ds.firstSchedOK, ds.firstSchedRead, ds.firstSchedReading = at, ok, ds.now(), false
+			ds.mu.Unlock()
+		}
+		if readAt.IsZero() {
+			// The first read: wait for it, so a status has an answer.
+			read()
+			ds.mu.Lock()
+			at, ok = ds.firstSched, ds.firstSchedOK
+			ds.mu.Unlock()
+		} else {
+			go read()
+		}
+	}
+	return at, ok
+}
+
 // firstScheduled reads the due time of the oldest parked retry of dest.
 func (e *Engine) firstScheduled(ctx context.Context, dest string) (time.Time, bool) {
 	s, err := e.q.js.Stream(ctx, StreamOut)
@@ -326,7 +377,7 @@ func (e *Engine) firstScheduled(ctx context.Context, dest string) (time.Time, bo
 	if err != nil {
 		return time.Time{}, false
 	}
-	at, ok := strings.CutPrefix(m.Header.Get("Nats-Schedule"), "@at ")
+	at, ok := strings.CutPrefix(m.Header.Get(jetstream.ScheduleHeader), "@at ")
 	if !ok {
 		return time.Time{}, false
 	}
@@ -352,37 +403,89 @@ func (e *Engine) setPaused(ctx context.Context, name string, pause bool) error {
 	if w == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}
-	do := func() error {
-		e.consumerMu.Lock()
-		defer e.consumerMu.Unlock()
-		until := time.Now().Add(resumeDelay)
-		if pause {
-			until = time.Now().Add(pauseForever)
-		}
-		_, err := e.q.js.PauseConsumer(ctx, StreamOut, consumerName(name), until)
+	if pause {
+		return e.setConsumerState(ctx, w, pauseForever, false)
+	}
+	// Resuming also clears a gone mark (a 410).
+	if err := e.setConsumerState(ctx, w, 0, false); err != nil {
 		return err
 	}
-	err := do()
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		// The worker has not created it yet; do it now.
-		if _, err = w.consumer(); err != nil {
+	w.gone.clear()
+	return nil
+}
+
+// setConsumerState pauses the destination's consumer for pauseFor (0
+// resumes it) and sets or clears its gone mark, keeping the rest of its
+// configuration. Both live in JetStream, so every node sees them and
+// they survive restarts.
+func (e *Engine) setConsumerState(ctx context.Context, w *destWorker, pauseFor time.Duration, gone bool) error {
+	e.consumerMu.Lock()
+	defer e.consumerMu.Unlock()
+	cfg := w.consumerConfig()
+	until, meta := e.q.consumerState(ctx, cfg.Durable)
+	_, wasGone := meta[metaGone]
+	if gone != wasGone || until == nil && pauseFor > 0 {
+		// The mark is in the consumer's metadata: update the consumer
+		// (paused, so that nothing is handed out in between).
+		if gone {
+			if meta == nil {
+				meta = map[string]string{}
+			}
+			meta[metaGone] = time.Now().UTC().Format(time.RFC3339)
+		} else {
+			delete(meta, metaGone)
+		}
+		cfg.Metadata = meta
+		if until == nil {
+			forever := time.Now().Add(pauseForever)
+			until = &forever
+		}
+		cfg.PauseUntil = until
+		if _, err := e.q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg); err != nil {
 			return err
 		}
-		err = do()
+	}
+	// The server's ResumeConsumer does not wake the pull requests that
+	// wait on a paused consumer (nats-server 2.15: they are served only
+	// at their expiry), while a pause that ends on its own does; so a
+	// resume is a pause that ends in a moment.
+	end := time.Now().Add(resumeDelay)
+	if pauseFor > 0 {
+		end = time.Now().Add(pauseFor)
+	}
+	_, err := e.q.js.PauseConsumer(ctx, StreamOut, cfg.Durable, end)
+	if pauseFor == 0 && errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // nothing to resume
 	}
 	return err
 }
 
-// pausedUntil returns the pause deadline of an existing consumer, so that
-// updating its configuration does not resume it.
-func (q *queue) pausedUntil(ctx context.Context, consumer string) *time.Time {
+// metaGone is the consumer metadata key of the gone mark: the time the
+// destination answered 410.
+const metaGone = "hookrelay_gone"
+
+// consumerState returns the pause deadline and metadata of an existing
+// consumer, so that updating its configuration keeps both.
+func (q *queue) consumerState(ctx context.Context, consumer string) (*time.Time, map[string]string) {
 	c, err := q.js.Consumer(ctx, StreamOut, consumer)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	info := c.CachedInfo()
-	if !info.Paused || info.Config.PauseUntil == nil {
-		return nil
+	var until *time.Time
+	if info.Paused && info.Config.PauseUntil != nil {
+		until = info.Config.PauseUntil
 	}
-	return info.Config.PauseUntil
+	var meta map[string]string
+	for k, v := range info.Config.Metadata {
+		// The server adds its own _nats.* keys; they are not ours to set.
+		if strings.HasPrefix(k, "_nats") {
+			continue
+		}
+		if meta == nil {
+			meta = make(map[string]string)
+		}
+		meta[k] = v
+	}
+	return until, meta
 }

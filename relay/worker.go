@@ -27,22 +27,33 @@ type destWorker struct {
 	log  *zap.Logger
 	dest atomic.Pointer[Destination]
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// ctx ends pulling; attemptCtx ends attempts under way. Stopping a
+	// worker ends pulling at once and gives its attempts a grace period
+	// before cancelling them, since a cancelled attempt is made again.
+	ctx           context.Context
+	cancel        context.CancelFunc
+	attemptCtx    context.Context
+	cancelAttempt context.CancelFunc
+	wg            sync.WaitGroup
 
 	failures atomic.Int64 // consecutive failed attempts
+	held     heldMsgs
+	gone     goneMark
 }
 
 func newDestWorker(e *Engine, d *Destination) *destWorker {
 	ctx, cancel := context.WithCancel(e.ctx)
+	actx, acancel := context.WithCancel(e.ctx)
 	w := &destWorker{
-		e:      e,
-		name:   d.Name,
-		log:    e.log.Named("delivery").With(zap.String("destination", d.Name)),
-		ctx:    ctx,
-		cancel: cancel,
+		e:             e,
+		name:          d.Name,
+		log:           e.log.Named("delivery").With(zap.String("destination", d.Name)),
+		ctx:           ctx,
+		cancel:        cancel,
+		attemptCtx:    actx,
+		cancelAttempt: acancel,
 	}
+	w.held.m = make(map[jetstream.Msg]struct{})
 	w.dest.Store(d)
 	return w
 }
@@ -63,18 +74,163 @@ func (w *destWorker) start() {
 			}
 		}()
 	}
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	go w.heartbeat(done)
 }
 
-// stop ends pulling, lets attempts in flight finish and waits for them.
-func (w *destWorker) stop() {
+// stop ends pulling at once, hands back what was fetched and not started,
+// and lets attempts under way finish for up to grace before cancelling
+// them (a cancelled attempt is handed back and made again). It returns
+// once every goroutine of the worker has ended.
+func (w *destWorker) stop(grace time.Duration) {
 	w.cancel()
-	w.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		w.log.Warn("attempts still running after the grace period; cancelling them, they will be made again", zap.Duration("grace", grace))
+		w.cancelAttempt()
+		<-done
+	}
+	w.cancelAttempt()
 }
 
-// consumer creates or updates the destination's durable consumer. Every
-// node of a cluster shares it, so each message goes to one node.
-func (w *destWorker) consumer() (jetstream.Consumer, error) {
+// stopGrace is how long a stopping worker lets its attempts run: the
+// longest an attempt can take (twice the timeout, with a 401 retry).
+func (w *destWorker) stopGrace() time.Duration { return 2*w.cfg().Timeout + time.Second }
+
+// heldMsgs are the messages a worker holds, fetched and not yet settled:
+// waiting for a free worker or being attempted. The heartbeat keeps them
+// from being handed out again while the consumer's AckWait is short.
+type heldMsgs struct {
+	mu sync.Mutex
+	m  map[jetstream.Msg]struct{}
+}
+
+func (h *heldMsgs) add(m jetstream.Msg) {
+	h.mu.Lock()
+	h.m[m] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *heldMsgs) done(m jetstream.Msg) {
+	h.mu.Lock()
+	delete(h.m, m)
+	h.mu.Unlock()
+}
+
+func (h *heldMsgs) snapshot(buf []jetstream.Msg) []jetstream.Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for m := range h.m {
+		buf = append(buf, m)
+	}
+	return buf
+}
+
+// heartbeat tells JetStream, every third of the AckWait, that the held
+// messages are still being worked on, until done is closed.
+func (w *destWorker) heartbeat(done <-chan struct{}) {
+	t := time.NewTicker(w.e.ackWait / 3)
+	defer t.Stop()
+	var buf []jetstream.Msg
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			buf = w.held.snapshot(buf[:0])
+			for _, m := range buf {
+				_ = m.InProgress()
+			}
+		}
+	}
+}
+
+// goneMark is set when the destination answered 410 Gone: the worker
+// hands its messages back instead of attempting them while the mark
+// holds. The mark that every node sees lives in the consumer (see
+// Engine.markGone); this is the node's own copy, cleared by a Resume
+// here, or when the consumer hands out a message again after the pause
+// took effect, which means another node resumed it.
+type goneMark struct {
+	mu     sync.Mutex
+	set    bool
+	pauseT time.Time // when the consumer's pause was confirmed; zero until then
+}
+
+func (g *goneMark) isSet() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.set
+}
+
+// mark sets the mark and reports whether it was not set before.
+func (g *goneMark) mark() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.set {
+		return false
+	}
+	g.set, g.pauseT = true, time.Time{}
+	return true
+}
+
+func (g *goneMark) paused(at time.Time) {
+	g.mu.Lock()
+	if g.set {
+		g.pauseT = at
+	}
+	g.mu.Unlock()
+}
+
+func (g *goneMark) clear() {
+	g.mu.Lock()
+	g.set, g.pauseT = false, time.Time{}
+	g.mu.Unlock()
+}
+
+// fetched clears the mark when a fetch that started after the pause took
+// effect was handed a message: the consumer was resumed.
+func (g *goneMark) fetched(fetchStart time.Time) {
+	g.mu.Lock()
+	if g.set && !g.pauseT.IsZero() && fetchStart.After(g.pauseT) {
+		g.set, g.pauseT = false, time.Time{}
+	}
+	g.mu.Unlock()
+}
+
+// consumerConfig is the destination's durable consumer. Every node of a
+// cluster shares it, so each message goes to one node.
+func (w *destWorker) consumerConfig() jetstream.ConsumerConfig {
 	d := w.cfg()
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName(d.Name),
+		Description:   "hookrelay deliveries to " + d.Name,
+		FilterSubject: outSubject(d.Name),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// Short, so that what a dead node held comes back within
+		// seconds; the heartbeat keeps held messages from coming back
+		// while this node works on them, however long an attempt takes.
+		AckWait:       w.e.ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: d.MaxPending,
+	}
+}
+
+// consumer creates or updates the destination's durable consumer, keeping
+// its pause (Engine.Pause) and gone mark across updates.
+func (w *destWorker) consumer() (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
 	// One stream or consumer update at a time: nats-server 2.15 races
@@ -85,20 +241,16 @@ func (w *destWorker) consumer() (jetstream.Consumer, error) {
 	if err := w.e.q.ensureStreams(ctx); err != nil {
 		return nil, err
 	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:       consumerName(d.Name),
-		Description:   "hookrelay deliveries to " + d.Name,
-		FilterSubject: outSubject(d.Name),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		// An attempt takes at most Timeout (twice with a 401 retry);
-		// the margin keeps a slow attempt from being handed out twice.
-		AckWait:       2*d.Timeout + 30*time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: d.MaxPending,
+	cfg := w.consumerConfig()
+	cfg.PauseUntil, cfg.Metadata = w.e.q.consumerState(ctx, cfg.Durable)
+	c, err := w.e.q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
+	if err != nil {
+		return nil, err
 	}
-	// Keep a pause (Engine.Pause) across updates.
-	cfg.PauseUntil = w.e.q.pausedUntil(ctx, cfg.Durable)
-	return w.e.q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
+	if err := w.e.q.ensureScheduledCounter(ctx, w.name); err != nil {
+		w.log.Debug("cannot create the scheduled-retry counter; status shows 0 scheduled", zap.Error(err))
+	}
+	return c, nil
 }
 
 // dispatch pulls messages and hands them to the workers.
@@ -151,6 +303,7 @@ func (w *destWorker) dispatch(work chan<- jetstream.Msg) {
 		}
 		d := w.cfg()
 		fctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+		fetchStart := time.Now()
 		batch, err := cons.Fetch(2*d.Workers, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
@@ -168,11 +321,14 @@ func (w *destWorker) dispatch(work chan<- jetstream.Msg) {
 			continue
 		}
 		for msg := range batch.Messages() {
+			w.held.add(msg)
+			w.gone.fetched(fetchStart)
 			select {
 			case work <- msg:
 			case <-w.ctx.Done():
 				// Hand it back at once rather than after AckWait.
 				_ = msg.Nak()
+				w.held.done(msg)
 			}
 		}
 		cancel()
@@ -235,7 +391,15 @@ type attemptResult struct {
 // handle makes one attempt for a message and acks, retries or
 // dead-letters it.
 func (w *destWorker) handle(msg jetstream.Msg) {
+	defer w.held.done(msg)
 	d := w.cfg()
+	if w.gone.isSet() {
+		// The destination answered 410: keep its events stored, untried,
+		// until an operator resumes it. The consumer is paused, so the
+		// message stays with it.
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
 	hdr := msg.Headers()
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -270,10 +434,10 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 
 	start := time.Now()
 	res := w.attempt(d, id, body)
-	if res.err != nil && w.ctx.Err() != nil {
-		// The worker is stopping (reload or shutdown) and cut the attempt
-		// short: hand the message back at once, without counting a
-		// failure against the destination.
+	if res.err != nil && w.attemptCtx.Err() != nil {
+		// The worker stopped (reload or shutdown) and its grace period
+		// cut the attempt short: hand the message back at once, without
+		// counting a failure against the destination.
 		_ = msg.Nak()
 		return
 	}
@@ -308,6 +472,9 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 			reason = "gone"
 		}
 		w.deadLetter(msg, d, id, attempt, firstSeen, res.status, statusError(res), reason, log)
+		if res.status == http.StatusGone {
+			w.markGone(log)
+		}
 	case Retry:
 		w.failures.Add(1)
 		delay, ok := d.Retry.nextDelay(attempt, firstSeen, time.Now(), res.retryAfter, res.hasRA)
@@ -331,7 +498,7 @@ func statusError(r attemptResult) string {
 // attempt POSTs body to the destination once (twice when an OAuth token
 // was refused with 401 and a fresh one may help).
 func (w *destWorker) attempt(d *Destination, id string, body []byte) attemptResult {
-	ctx, cancel := context.WithTimeout(w.ctx, d.Timeout)
+	ctx, cancel := context.WithTimeout(w.attemptCtx, d.Timeout)
 	defer cancel()
 	res := w.send(ctx, d, id, body)
 	if res.status == http.StatusUnauthorized && res.req != nil && d.Auth != nil && d.Auth.Reject(res.req) {
@@ -382,15 +549,15 @@ func (w *destWorker) retryLater(msg jetstream.Msg, d *Destination, id string, at
 	m := &nats.Msg{
 		Subject: subjectSchedule + d.Name + "." + id,
 		Header: nats.Header{
-			HeaderEvent:            {id},
-			HeaderAttempts:         {strconv.Itoa(attempt)},
-			HeaderFirstSeen:        {firstSeen.UTC().Format(time.RFC3339Nano)},
-			"Nats-Schedule":        {"@at " + at.UTC().Format(time.RFC3339)},
-			"Nats-Schedule-Target": {outSubject(d.Name)},
+			HeaderEvent:                    {id},
+			HeaderAttempts:                 {strconv.Itoa(attempt)},
+			HeaderFirstSeen:                {firstSeen.UTC().Format(time.RFC3339Nano)},
+			jetstream.ScheduleHeader:       {"@at " + at.UTC().Format(time.RFC3339)},
+			jetstream.ScheduleTargetHeader: {outSubject(d.Name)},
 		},
 		Data: msg.Data(),
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(w.attemptCtx, 10*time.Second)
 	defer cancel()
 	if _, err := w.e.q.js.PublishMsg(ctx, m); err != nil {
 		// Keep it in the consumer rather than lose it.
@@ -425,9 +592,9 @@ func (w *destWorker) deadLetter(msg jetstream.Msg, d *Destination, id string, at
 		},
 		Data: msg.Data(),
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(w.attemptCtx, 10*time.Second)
 	defer cancel()
-	if _, err := w.e.q.js.PublishMsg(ctx, m); err != nil {
+	if err := w.e.q.storeDeadLetter(ctx, m, w.e.deadLettersDropped); err != nil {
 		log.Warn("storing a dead letter failed; retrying the message later", zap.Error(err))
 		_ = msg.NakWithDelay(time.Minute)
 		return
@@ -439,4 +606,21 @@ func (w *destWorker) deadLetter(msg jetstream.Msg, d *Destination, id string, at
 		zap.String("reason", reason),
 		zap.Int("last_status", status),
 		zap.String("last_error", lastErr))
+}
+
+// markGone acts on a 410 Gone: the destination is marked gone and paused
+// in its consumer, so that every node stops and its later events stay
+// stored until an operator resumes it (Engine.Resume clears the mark).
+func (w *destWorker) markGone(log *zap.Logger) {
+	if !w.gone.mark() {
+		return
+	}
+	log.Error("destination answered 410 Gone; it is paused and its events wait until it is resumed")
+	ctx, cancel := context.WithTimeout(w.attemptCtx, 10*time.Second)
+	defer cancel()
+	if err := w.e.setConsumerState(ctx, w, pauseForever, true); err != nil {
+		log.Warn("marking the destination gone failed; this node holds its deliveries anyway", zap.Error(err))
+		return
+	}
+	w.gone.paused(time.Now())
 }

@@ -73,7 +73,9 @@
     body.replaceChildren(...list.map(function (d) {
       return el("tr", { id: "dest-" + d.name, "data-destination": d.name },
         el("th", { scope: "row" }, d.name),
-        el("td", {}, el("span", { class: "badge " + d.state }, d.state)),
+        el("td", {}, el("span", { class: "badge " + d.state, title: d.gone
+          ? "It answered 410 Gone" + (d.gone_since ? " at " + new Date(d.gone_since).toLocaleString() : "") + ": paused, its events wait until it is resumed (caddy hookrelay resume " + d.name + ")"
+          : d.state }, d.state)),
         el("td", { class: "num pending" }, d.pending),
         el("td", { class: "num in-flight" }, d.in_flight),
         el("td", { class: "num in-retry" }, d.in_retry),

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -204,4 +205,90 @@ func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
 	if t.Failed() {
 		t.Logf("caddy log after restart:\n%s", c.Log())
 	}
+}
+
+// TestRecoveryAfterKill9TakesSeconds accepts 500 events while the
+// destination hangs (the failure that holds messages: every worker is
+// stuck in an attempt and more wait for a worker), kills Caddy with
+// SIGKILL, brings the destination back and restarts Caddy: every event
+// must arrive within seconds of the restart. Before, the messages the
+// dead process held waited out an AckWait of twice the timeout plus 30s
+// (90s with the default 30s timeout) before anyone tried them again.
+func TestRecoveryAfterKill9TakesSeconds(t *testing.T) {
+	bin := testutil.CaddyBinary(t)
+	const events = 500
+	var up atomic.Bool
+	release := make(chan struct{})
+	s := testutil.NewReceiver(t, func(_ int, r *http.Request, _ []byte) (int, http.Header, []byte) {
+		if up.Load() {
+			return http.StatusOK, nil, nil
+		}
+		select { // hang until the sender gives up or the test releases it
+		case <-r.Context().Done():
+		case <-release:
+		}
+		return http.StatusServiceUnavailable, nil, nil
+	})
+	t.Cleanup(func() { close(release) })
+	dir := t.TempDir()
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	port := testutil.FreePort(t)
+	caddyfile := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	skip_install_trust
+	hookrelay {
+		storage embedded %s
+	}
+}
+
+:%d {
+	bind 127.0.0.1
+	route /ave {
+		hook_normalize ave_tracking
+		hook_relay {
+			topic shipments/tracking
+			to %s/hooks {
+				name hangs
+			}
+			retry {
+				schedule 1s
+			}
+		}
+	}
+}
+`, adminAddr, filepath.Join(dir, "queue"), port, s.URL)
+	url := fmt.Sprintf("http://127.0.0.1:%d/ave", port)
+	c := testutil.StartCaddy(t, bin, dir, adminAddr, caddyfile)
+	for i := 0; i < events; i += 10 {
+		status, body, _, err := post(url, nil, testutil.AvePayload(guideIDs(fmt.Sprintf("R%03d", i), 10)...))
+		if err != nil || status != http.StatusCreated {
+			t.Fatalf("POST = %d %s %v", status, body, err)
+		}
+	}
+	testutil.WaitFor(t, 20*time.Second, "the workers to be stuck in attempts", func() bool { return s.Count() >= 16 })
+	c.Kill()
+	up.Store(true)
+	c = testutil.StartCaddy(t, bin, dir, adminAddr, caddyfile)
+	restarted := time.Now()
+	delivered := func() map[string]bool {
+		m := map[string]bool{}
+		for _, r := range s.Got() {
+			var ev struct {
+				Data struct {
+					ShipmentID string `json:"shipment_id"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(r.Body, &ev) == nil && ev.Data.ShipmentID != "" && r.Header.Get("webhook-id") != "" {
+				m[ev.Data.ShipmentID] = true
+			}
+		}
+		return m
+	}
+	// Generous for the machine, far below the old 90s AckWait.
+	testutil.WaitFor(t, 45*time.Second, "every accepted event after the restart", func() bool {
+		return len(delivered()) >= events
+	})
+	t.Logf("after kill -9 with %d events accepted and the destination hanging, the last was delivered %v after the restart",
+		events, time.Since(restarted).Round(10*time.Millisecond))
 }
