@@ -200,12 +200,14 @@ func parseVerify(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    algorithms <alg>...           # default: what the keys allow; never none
 //	    secret <secret>               # HS*; use {env.*} or {file.*}
 //	    public_key <pem file> [<kid>] # RS*/PS*/ES*/EdDSA; repeatable
-//	    jwks <url>
+//	    jwks <url>                    # https
+//	    jwks_insecure_http            # also accept an http jwks URL
 //	    jwks_refresh <duration>
 //	    issuer <iss>
 //	    audience <aud>...
 //	    leeway <duration>
 //	    max_age <duration>            # require iat no older than this
+//	    allow_missing_exp             # accept tokens without exp; needs max_age
 //	    cache_size <n>                # -1 disables
 //	}
 func (v *Verify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -253,6 +255,11 @@ func (v *Verify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&v.JWKS) {
 				return d.ArgErr()
 			}
+		case "jwks_insecure_http":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			v.JWKSInsecureHTTP = true
 		case "jwks_refresh":
 			dur, err := parseDurationArg(d)
 			if err != nil {
@@ -281,6 +288,11 @@ func (v *Verify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			v.MaxAge = dur
+		case "allow_missing_exp":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			v.AllowMissingExp = true
 		case "cache_size":
 			var s string
 			if !d.AllArgs(&s) {

@@ -67,8 +67,9 @@ func rsaJWK(kid string, pub *rsa.PublicKey) map[string]string {
 }
 
 // TestIngressJWKSRotation verifies tokens against a JWKS served over real
-// loopback HTTP, through Caddy: a token naming a kid that appeared after a
-// rotation is accepted once the set is fetched again.
+// loopback HTTP (allowed by jwks_insecure_http), through Caddy: a token
+// naming a kid that appeared after a rotation is accepted once the set is
+// fetched again.
 func TestIngressJWKSRotation(t *testing.T) {
 	k := ingressSigningKeys(t)
 	jwks := newJWKSServer(t)
@@ -80,6 +81,7 @@ func TestIngressJWKSRotation(t *testing.T) {
 	route /hooks/jwks {
 		hook_verify {
 			jwks `+jwks.URL+`/.well-known/jwks.json
+			jwks_insecure_http
 			algorithms EdDSA RS256
 		}
 		hook_normalize ave_tracking

@@ -21,9 +21,10 @@ func init() {
 }
 
 // Verify checks the JWT an inbound webhook carries (Aveonline's
-// Ave-Hub-signature) before anything else reads the request. Once
-// verified, the token header is removed from the request, so that access
-// logs and later handlers never see the credential. A request
+// Ave-Hub-signature) before anything else reads the request. The token
+// header (and the Authorization header a bearer token came in) is removed
+// from the request whatever the outcome, so that neither the access log nor
+// a later handler sees the credential. A request
 // without the header, or with a token that is malformed (400) or fails
 // any check (401), is answered in the hub contract's error envelope and
 // goes no further. Verified claims become placeholders
@@ -50,10 +51,15 @@ type Verify struct {
 	// and EdDSA tokens. A token with a kid uses the key of that id.
 	PublicKeys []PublicKeyFile `json:"public_keys,omitempty"`
 
-	// JWKS is the URL of a JSON Web Key Set, fetched at load, refreshed
-	// every JWKSRefresh and when a token names an unknown kid (at most
-	// once a minute).
+	// JWKS is the https URL of a JSON Web Key Set, fetched at load,
+	// refreshed every JWKSRefresh and when a token names an unknown kid (at
+	// most once a minute). Its query and userinfo are never logged.
 	JWKS string `json:"jwks,omitempty"`
+
+	// JWKSInsecureHTTP accepts a JWKS URL over plain http, for tests and
+	// loopback endpoints. Default: false; keys fetched in the clear can be
+	// replaced by anyone on the path, who could then sign tokens.
+	JWKSInsecureHTTP bool `json:"jwks_insecure_http,omitempty"`
 
 	// JWKSRefresh is how often the key set is refreshed. Default: 1h.
 	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
@@ -69,7 +75,13 @@ type Verify struct {
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 
 	// MaxAge, when set, requires an iat claim no older than this.
+	// Default: 0, iat is not required.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	// AllowMissingExp accepts tokens without an exp claim. Default: false,
+	// such a token is refused (401), as it would be valid for ever. Setting
+	// it requires MaxAge, which then bounds every token's life by its iat.
+	AllowMissingExp bool `json:"allow_missing_exp,omitempty"`
 
 	// CacheSize is how many verified tokens are remembered (until their
 	// own expiry at the latest), so a hub that reuses a token costs a
@@ -105,16 +117,8 @@ func (v *Verify) Provision(ctx caddy.Context) error {
 	if v.Header == "" {
 		v.Header = "Ave-Hub-signature"
 	}
-	cfg := jwtverify.Config{
-		Algorithms:  v.Algorithms,
-		JWKSURL:     v.JWKS,
-		JWKSRefresh: time.Duration(v.JWKSRefresh),
-		Issuer:      v.Issuer,
-		Audience:    v.Audience,
-		Leeway:      time.Duration(v.Leeway),
-		MaxAge:      time.Duration(v.MaxAge),
-		CacheSize:   v.CacheSize,
-	}
+	cfg := v.config()
+	cfg.Logger = ctx.Slogger()
 	if v.Secret != "" {
 		secret := resolveSecret(v.Secret)
 		if secret == "" {
@@ -137,6 +141,22 @@ func (v *Verify) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// config is the verifier's configuration without its keys.
+func (v *Verify) config() jwtverify.Config {
+	return jwtverify.Config{
+		Algorithms:       v.Algorithms,
+		JWKSURL:          v.JWKS,
+		JWKSRefresh:      time.Duration(v.JWKSRefresh),
+		JWKSInsecureHTTP: v.JWKSInsecureHTTP,
+		Issuer:           v.Issuer,
+		Audience:         v.Audience,
+		Leeway:           time.Duration(v.Leeway),
+		MaxAge:           time.Duration(v.MaxAge),
+		AllowMissingExp:  v.AllowMissingExp,
+		CacheSize:        v.CacheSize,
+	}
+}
+
 // Validate checks the settings that need no I/O.
 func (v *Verify) Validate() error {
 	if v.Secret == "" && len(v.PublicKeys) == 0 && v.JWKS == "" {
@@ -147,17 +167,24 @@ func (v *Verify) Validate() error {
 			return errors.New(`hook_verify: the "none" algorithm is never allowed`)
 		}
 	}
+	if err := v.config().Check(); err != nil {
+		return fmt.Errorf("hook_verify: %w", err)
+	}
 	return nil
 }
 
 // ServeHTTP verifies the token and passes the request on.
 func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	token := r.Header.Get(v.Header)
-	fromBearer := false
+	// The token is a credential: drop it from the request at once, whatever
+	// the outcome, so that neither the access log (Caddy only redacts
+	// Authorization and Cookie) nor a handler after this one (e.g.
+	// reverse_proxy) sees it.
+	r.Header.Del(v.Header)
 	if token == "" && v.AllowBearer {
 		if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 			token = strings.TrimSpace(auth[7:])
-			fromBearer = true
+			r.Header.Del("Authorization")
 		}
 	}
 	if token == "" {
@@ -183,13 +210,6 @@ func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 	}
 	caddyhttp.SetVar(r.Context(), "hook.verified", true)
-	// The token is a credential: drop it once verified, so neither an
-	// access log (Caddy only redacts Authorization and Cookie) nor a
-	// handler after this one (e.g. reverse_proxy) sees it.
-	r.Header.Del(v.Header)
-	if fromBearer {
-		r.Header.Del("Authorization")
-	}
 	return next.ServeHTTP(w, r)
 }
 

@@ -1,7 +1,9 @@
 package jwtverify
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,7 +15,8 @@ import (
 	"github.com/MicahParks/jwkset"
 )
 
-// jwksServer serves a JWK Set on a loopback port; set replaces it.
+// jwksServer serves a JWK Set over https on a loopback port; set replaces
+// it. Its Client trusts its certificate.
 type jwksServer struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -32,7 +35,7 @@ func newJWKSServer(t *testing.T, entries ...jwkEntry) *jwksServer {
 	t.Helper()
 	s := &jwksServer{code: http.StatusOK}
 	s.set(t, entries...)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
 		body, code := s.body, s.code
@@ -71,7 +74,7 @@ func TestJWKSRotation(t *testing.T) {
 	k := keys()
 	clk := newClock()
 	srv := newJWKSServer(t, jwkEntry{"k1", jwkset.UseSig, &k.p256a.PublicKey})
-	v := newVerifier(t, Config{JWKSURL: srv.URL, JWKSRefresh: time.Hour, Now: clk.Now})
+	v := newVerifier(t, Config{JWKSURL: srv.URL, HTTPClient: srv.Client(), JWKSRefresh: time.Hour, Now: clk.Now})
 	if got := srv.hits.Load(); got != 1 {
 		t.Fatalf("JWKS fetched %d times by New, want 1", got)
 	}
@@ -121,7 +124,7 @@ func TestJWKSUnavailable(t *testing.T) {
 	srv.code = http.StatusServiceUnavailable
 	srv.mu.Unlock()
 	// An unreachable JWKS must not keep Caddy from starting.
-	v := newVerifier(t, Config{JWKSURL: srv.URL, Now: newClock().Now})
+	v := newVerifier(t, Config{JWKSURL: srv.URL, HTTPClient: srv.Client(), Now: newClock().Now})
 	_, err := v.Verify(sign(t, "ES256", k.p256a, claimsAt(nil), "k1"))
 	checkErr(t, err, 401, DetailInvalid)
 }
@@ -132,6 +135,7 @@ func TestJWKSWithPEMKeys(t *testing.T) {
 	srv := newJWKSServer(t, jwkEntry{"j1", jwkset.UseSig, k.ed.Public()})
 	v := newVerifier(t, Config{
 		JWKSURL:    srv.URL,
+		HTTPClient: srv.Client(),
 		PublicKeys: []PublicKey{{KID: "p1", PEM: pkixPEM(t, &k.rsa1.PublicKey)}},
 		Algorithms: []string{"EdDSA", "RS256"},
 		CacheSize:  -1,
@@ -158,11 +162,142 @@ func TestJWKSWithPEMKeys(t *testing.T) {
 	}
 
 	// An unknown kid is named in the internal error, bounded.
-	v = newVerifier(t, Config{JWKSURL: srv.URL, Now: clk.Now})
+	v = newVerifier(t, Config{JWKSURL: srv.URL, HTTPClient: srv.Client(), Now: clk.Now})
 	long := strings.Repeat("x", 1000)
 	_, err := v.Verify(sign(t, "EdDSA", k.ed, claimsAt(nil), long))
 	checkErr(t, err, 401, DetailInvalid)
 	if msg := err.Error(); !strings.Contains(msg, `kid "xxxx`) || strings.Contains(msg, long) || len(msg) > 300 {
 		t.Fatalf("error not bounded: %q", msg)
+	}
+}
+
+// TestJWKSPlainHTTP refuses a JWKS URL over plain http, whose keys anyone on
+// the path could replace, unless JWKSInsecureHTTP says so.
+func TestJWKSPlainHTTP(t *testing.T) {
+	k := keys()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+
+	if v, err := New(context.Background(), Config{JWKSURL: srv.URL + "/jwks?key=s3cr3t-api-key"}); err == nil {
+		v.Close()
+		t.Fatal("New accepted a JWKS URL over plain http")
+	} else if msg := err.Error(); !strings.Contains(msg, "must be https") || strings.Contains(msg, "s3cr3t-api-key") {
+		t.Fatalf("error %q: want it to ask for https, without quoting the URL", msg)
+	}
+	if err := CheckJWKSURL(srv.URL, false); err == nil {
+		t.Fatal("CheckJWKSURL accepted http without allowHTTP")
+	}
+	if err := CheckJWKSURL(srv.URL, true); err != nil {
+		t.Fatalf("CheckJWKSURL refused http with allowHTTP: %v", err)
+	}
+
+	v := newVerifier(t, Config{JWKSURL: srv.URL, JWKSInsecureHTTP: true, Now: newClock().Now})
+	_, err := v.Verify(sign(t, "ES256", k.p256a, claimsAt(nil), "k1"))
+	checkErr(t, err, 401, DetailInvalid)
+}
+
+// TestJWKSRedirectToHTTP: the default client does not follow an https JWKS
+// URL that redirects to plain http.
+func TestJWKSRedirectToHTTP(t *testing.T) {
+	var plainHits atomic.Int64
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		plainHits.Add(1)
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	t.Cleanup(plain.Close)
+	tlsSrv := httptest.NewTLSServer(http.RedirectHandler(plain.URL+"/jwks", http.StatusFound))
+	t.Cleanup(tlsSrv.Close)
+	newVerifier(t, Config{JWKSURL: tlsSrv.URL, HTTPClient: tlsSrv.Client(), Now: newClock().Now})
+	if n := plainHits.Load(); n != 0 {
+		t.Fatalf("the plain http URL was fetched %d times", n)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the JWKS goroutines to log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestJWKSFailureLogsRedactURL makes a JWKS fetch fail, by an error status
+// and by a refused connection (whose error quotes the request URL), and
+// requires that neither the logs nor the errors hold the URL's query or
+// userinfo, where an API key may sit. The logs go to Config.Logger.
+func TestJWKSFailureLogsRedactURL(t *testing.T) {
+	const (
+		user   = "jwks-user-4c1e"
+		pass   = "jwks-pass-9b7d"
+		apiKey = "jwks-api-key-2f8a"
+	)
+	failing := newJWKSServer(t)
+	failing.mu.Lock()
+	failing.code = http.StatusInternalServerError
+	failing.mu.Unlock()
+	closed := httptest.NewTLSServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+
+	k := keys()
+	for name, base := range map[string]string{"error status": failing.URL, "connection refused": closedURL} {
+		t.Run(name, func(t *testing.T) {
+			var logs syncBuffer
+			raw := strings.Replace(base, "https://", "https://"+user+":"+pass+"@", 1) + "/jwks?api_key=" + apiKey + "&x=1#frag-7e0c"
+			v := newVerifier(t, Config{
+				JWKSURL:     raw,
+				HTTPClient:  failing.Client(),
+				JWKSRefresh: 20 * time.Millisecond,
+				Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+				Now:         newClock().Now,
+			})
+			// An unknown kid triggers a refresh too; its error reaches the
+			// client's cause.
+			_, verr := v.Verify(sign(t, "ES256", k.p256a, claimsAt(nil), "k1"))
+			checkErr(t, verr, 401, DetailInvalid)
+			deadline := time.Now().Add(10 * time.Second)
+			for strings.Count(logs.String(), "JWKS refresh failed") < 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no JWKS refresh failure logged: %q", logs.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			out := logs.String() + "\n" + verr.Error()
+			for _, secret := range []string{user, pass, apiKey, "frag-7e0c"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("%q leaks into the logs or errors:\n%s", secret, out)
+				}
+			}
+			if want := strings.TrimPrefix(base, "https://") + "/jwks?REDACTED"; !strings.Contains(out, want) {
+				t.Errorf("the logs do not name the JWKS as %q:\n%s", want, out)
+			}
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hub.example/jwks.json":                     "https://hub.example/jwks.json",
+		"https://u:p@hub.example/jwks?key=k&x=1":            "https://hub.example/jwks?REDACTED",
+		"https://u@hub.example:8443/.well-known/jwks.json?": "https://hub.example:8443/.well-known/jwks.json?",
+		"https://hub.example/jwks#key=k":                    "https://hub.example/jwks",
+		"https://hub.example/%zz?key=k":                     "REDACTED",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -6,7 +6,10 @@
 // github.com/MicahParks/keyfunc/v3). The algorithm "none" and every
 // algorithm/key-type confusion are always refused: an HS* token is only ever
 // checked against the configured secret, and an asymmetric token only against
-// public keys of its own type and curve.
+// public keys of its own type and curve. A token must carry exp, unless
+// [Config.AllowMissingExp] is set, which requires a MaxAge on iat instead: no
+// token is ever valid for ever. A JWKS URL must be https unless
+// [Config.JWKSInsecureHTTP] is set.
 //
 // A verified token is cached (github.com/dgraph-io/ristretto/v2) under the
 // SHA-256 of the token, so a hub that sends the same token on every request
@@ -25,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -50,6 +54,9 @@ const (
 	DetailMissing = "The signature header is missing."
 	// DetailExpired (401) is for a token whose exp (plus leeway) has passed.
 	DetailExpired = "The token has expired."
+	// DetailNoExpiry (401) is for a token without an exp claim, unless
+	// Config.AllowMissingExp is set.
+	DetailNoExpiry = "The token has no expiration time (exp)."
 	// DetailNotYetValid (401) is for a token whose nbf, or iat when MaxAge is
 	// set, is in the future (beyond the leeway).
 	DetailNotYetValid = "The token is not valid yet."
@@ -120,13 +127,18 @@ type Config struct {
 	// against the keys with that KID; a token without a kid against every key
 	// of its type.
 	PublicKeys []PublicKey
-	// JWKSURL is the http(s) URL of a JSON Web Key Set. It is fetched by New,
+	// JWKSURL is the https URL of a JSON Web Key Set (http only with
+	// JWKSInsecureHTTP). It is fetched by New,
 	// refreshed every JWKSRefresh, and refetched (at most once a minute) when
 	// a token names a kid it does not hold. Symmetric keys in it are never
 	// used. Empty means no JWKS.
 	JWKSURL string
 	// JWKSRefresh is the JWKS refresh interval. 0 means 1h.
 	JWKSRefresh time.Duration
+	// JWKSInsecureHTTP accepts a JWKS URL over plain http. false (the default)
+	// requires https: keys fetched in the clear can be replaced by anyone
+	// on the path, who can then sign tokens. Meant for tests and loopback.
+	JWKSInsecureHTTP bool
 	// Issuer, when set, is the iss every token must carry.
 	Issuer string
 	// Audience, when set, lists the audiences of which a token's aud must
@@ -138,13 +150,47 @@ type Config struct {
 	// MaxAge, when set, requires an iat no older than MaxAge (plus Leeway).
 	// 0 means iat is not required.
 	MaxAge time.Duration
+	// AllowMissingExp accepts tokens without an exp claim. false (the
+	// default) refuses them with DetailNoExpiry: such a token would
+	// otherwise be valid for ever. Setting it requires MaxAge, so that every
+	// accepted token still has an end (its iat plus MaxAge).
+	AllowMissingExp bool
 	// CacheSize is the most verified tokens kept in the cache. 0 means
 	// DefaultCacheSize (10000); -1 disables the cache.
 	CacheSize int
 	// HTTPClient fetches the JWKS. nil means a client with a 10s timeout.
+	// Unless JWKSInsecureHTTP is set, a redirect to a URL that is not https is
+	// not followed (when the client has no CheckRedirect of its own).
 	HTTPClient *http.Client
+	// Logger receives the JWKS refresh failures (at Warn). nil means
+	// slog.Default(). The JWKS URL is logged without its query and
+	// userinfo, which can hold credentials.
+	Logger *slog.Logger
 	// Now is the clock. nil means time.Now; tests set it.
 	Now func() time.Time
+}
+
+// Check validates the settings of cfg that need neither keys nor I/O: the
+// durations, the cache size, the exp policy and the JWKS URL. [New] calls
+// it; a caller may call it earlier to report a bad configuration. Its
+// errors never quote the JWKS URL.
+func (cfg Config) Check() error {
+	switch {
+	case cfg.Leeway < 0:
+		return errors.New("jwtverify: leeway must not be negative")
+	case cfg.MaxAge < 0:
+		return errors.New("jwtverify: max_age must not be negative")
+	case cfg.JWKSRefresh < 0:
+		return errors.New("jwtverify: JWKS refresh interval must not be negative")
+	case cfg.CacheSize < -1:
+		return errors.New("jwtverify: cache size must be -1 (disabled), 0 (default) or positive")
+	case cfg.AllowMissingExp && cfg.MaxAge == 0:
+		return errors.New("jwtverify: accepting tokens without exp needs max_age, so that every token still expires")
+	}
+	if cfg.JWKSURL != "" {
+		return CheckJWKSURL(cfg.JWKSURL, cfg.JWKSInsecureHTTP)
+	}
+	return nil
 }
 
 // Claims are the claims of a verified token, as decoded from JSON (numbers
@@ -184,11 +230,15 @@ type Verifier struct {
 	leeway   time.Duration
 	issuer   string
 	audience []string
+	// expRequired refuses tokens without exp (Config.AllowMissingExp unset).
+	expRequired bool
 
 	secret []byte
 	pem    [numFamilies][]pemKey
 	jwks   keyfunc.Keyfunc
 	jctx   context.Context
+	// jwksRedact scrubs the JWKS URL's query and userinfo from errors.
+	jwksRedact *urlRedactor
 
 	// mu guards cache against Close: ristretto panics on a Set racing Close.
 	mu     sync.RWMutex
@@ -212,26 +262,20 @@ type entry struct {
 
 // New validates cfg and returns a Verifier. Errors name the offending setting
 // and never include key or secret material. When JWKSURL is set, New fetches
-// the key set once (an unreachable JWKS is logged through log/slog and retried
+// the key set once (an unreachable JWKS is logged to Config.Logger and retried
 // later, not an error) and keeps refreshing it until ctx is done or Close is
 // called. When ctx is done the Verifier closes itself; it keeps verifying
 // afterwards, without cache and without JWKS refreshes.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
-	switch {
-	case cfg.Leeway < 0:
-		return nil, errors.New("jwtverify: leeway must not be negative")
-	case cfg.MaxAge < 0:
-		return nil, errors.New("jwtverify: max_age must not be negative")
-	case cfg.JWKSRefresh < 0:
-		return nil, errors.New("jwtverify: JWKS refresh interval must not be negative")
-	case cfg.CacheSize < -1:
-		return nil, errors.New("jwtverify: cache size must be -1 (disabled), 0 (default) or positive")
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 	v := &Verifier{
-		now:    cfg.Now,
-		maxAge: cfg.MaxAge,
-		leeway: cfg.Leeway,
-		issuer: cfg.Issuer,
+		now:         cfg.Now,
+		maxAge:      cfg.MaxAge,
+		leeway:      cfg.Leeway,
+		issuer:      cfg.Issuer,
+		expRequired: !cfg.AllowMissingExp,
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -256,11 +300,6 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 		k.kid = pk.KID
 		v.pem[k.fam] = append(v.pem[k.fam], k)
-	}
-	if cfg.JWKSURL != "" {
-		if err := checkJWKSURL(cfg.JWKSURL); err != nil {
-			return nil, err
-		}
 	}
 
 	// Algorithms.
@@ -317,6 +356,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.MaxAge > 0 {
 		opts = append(opts, jwt.WithIssuedAt())
 	}
+	if v.expRequired {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
 	v.parser = jwt.NewParser(opts...)
 
 	// Cache.
@@ -340,7 +382,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	// JWKS, last: it starts a goroutine.
 	if cfg.JWKSURL != "" {
 		v.jctx, v.cancel = context.WithCancel(ctx)
-		kf, err := newJWKS(v.jctx, cfg)
+		v.jwksRedact = newURLRedactor(cfg.JWKSURL)
+		kf, err := newJWKS(v.jctx, cfg, v.jwksRedact)
 		if err != nil {
 			v.cancel()
 			if v.cache != nil {
@@ -380,7 +423,9 @@ func (v *Verifier) Close() {
 //
 // A token verified before and still cached is returned without checking its
 // signature again. An entry never outlives the token's exp, iat+MaxAge or
-// MaxCacheTTL, whichever comes first.
+// MaxCacheTTL, whichever comes first; a token without exp (accepted only with
+// AllowMissingExp, which requires MaxAge) is cached until iat+MaxAge at the
+// latest.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenLength {
 		return nil, &Error{Status: http.StatusBadRequest, Detail: DetailMalformed, Err: fmt.Errorf("token longer than %d bytes", MaxTokenLength)}
@@ -488,8 +533,10 @@ func (v *Verifier) classify(err error, mc jwt.MapClaims) *Error {
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		e.Detail = DetailAudience
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		// golang-jwt reports a missing iss or aud this way.
-		if _, ok := mc["iss"]; !ok && v.issuer != "" {
+		// golang-jwt reports a missing exp, iss or aud this way.
+		if _, ok := mc["exp"]; !ok && v.expRequired {
+			e.Detail = DetailNoExpiry
+		} else if _, ok := mc["iss"]; !ok && v.issuer != "" {
 			e.Detail = DetailIssuer
 		} else if _, ok := mc["aud"]; !ok && len(v.audience) > 0 {
 			e.Detail = DetailAudience

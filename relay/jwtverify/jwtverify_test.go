@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -135,6 +136,8 @@ func TestRefusals(t *testing.T) {
 	maxAge := base
 	maxAge.MaxAge = 10 * time.Minute
 	noChecks := Config{Secret: k.secret, Now: clk.Now}
+	noExp := maxAge
+	noExp.AllowMissingExp = true
 
 	hs := func(extra map[string]any) string { return sign(t, "HS256", k.secret, claimsAt(extra), "") }
 	good := hs(nil)
@@ -153,7 +156,13 @@ func TestRefusals(t *testing.T) {
 		{"expired beyond leeway", withLeeway, hs(map[string]any{"exp": t0.Add(-40 * time.Second).Unix()}), 401, DetailExpired},
 		{"nbf in the future", base, hs(map[string]any{"nbf": t0.Add(time.Minute).Unix()}), 401, DetailNotYetValid},
 		{"nbf within leeway", withLeeway, hs(map[string]any{"nbf": t0.Add(20 * time.Second).Unix()}), 0, ""},
-		{"no exp is accepted", base, hs(map[string]any{"exp": nil}), 0, ""},
+		{"no exp is refused", base, hs(map[string]any{"exp": nil}), 401, DetailNoExpiry},
+		{"no exp is refused, without any other check", noChecks, hs(map[string]any{"exp": nil, "iss": nil, "aud": nil}), 401, DetailNoExpiry},
+		{"no exp, signed with another key", base, sign(t, "HS256", k.otherSecret, claimsAt(map[string]any{"exp": nil}), ""), 401, DetailInvalid},
+		{"no exp with allow_missing_exp", noExp, hs(map[string]any{"exp": nil}), 0, ""},
+		{"no exp with allow_missing_exp, too old", noExp, hs(map[string]any{"exp": nil, "iat": t0.Add(-11 * time.Minute).Unix()}), 401, DetailTooOld},
+		{"no exp and no iat with allow_missing_exp", noExp, hs(map[string]any{"exp": nil, "iat": nil}), 401, DetailTooOld},
+		{"expired with allow_missing_exp", noExp, hs(map[string]any{"exp": t0.Add(-time.Second).Unix()}), 401, DetailExpired},
 		{"exp not a number", base, hs(map[string]any{"exp": "tomorrow"}), 401, DetailInvalid},
 		{"wrong issuer", base, hs(map[string]any{"iss": "mallory"}), 401, DetailIssuer},
 		{"missing issuer", base, hs(map[string]any{"iss": nil}), 401, DetailIssuer},
@@ -213,11 +222,12 @@ func TestCritHeaderRefused(t *testing.T) {
 	k := keys()
 	v := newVerifier(t, Config{Secret: k.secret, Now: newClock().Now})
 	// Sign by hand: golang-jwt would happily ignore crit.
-	tok := signRaw(t, `{"alg":"HS256","crit":["b64"],"b64":false}`, `{"sub":"x"}`, k.secret)
+	claims := fmt.Sprintf(`{"sub":"x","exp":%d}`, t0.Add(time.Hour).Unix())
+	tok := signRaw(t, `{"alg":"HS256","crit":["b64"],"b64":false}`, claims, k.secret)
 	_, err := v.Verify(tok)
 	checkErr(t, err, 401, DetailInvalid)
 	// The same token without crit passes, so crit is what was refused.
-	_, err = v.Verify(signRaw(t, `{"alg":"HS256"}`, `{"sub":"x"}`, k.secret))
+	_, err = v.Verify(signRaw(t, `{"alg":"HS256"}`, claims, k.secret))
 	checkErr(t, err, 0, "")
 }
 
@@ -261,6 +271,8 @@ func TestNewErrors(t *testing.T) {
 		{"private key", Config{PublicKeys: []PublicKey{{PEM: privPEM}}}, "PRIVATE KEY; configure the public key only"},
 		{"two keys in one PEM", Config{PublicKeys: []PublicKey{{PEM: append(append([]byte{}, rsaPEM...), rsaPEM...)}}}, "more than one key"},
 		{"JWKS URL not http", Config{JWKSURL: "ftp://hub.example/jwks.json"}, "JWKS URL must be"},
+		{"JWKS URL plain http", Config{JWKSURL: "http://hub.example/jwks.json"}, "JWKS URL must be https"},
+		{"allow_missing_exp without max_age", Config{Secret: k.secret, AllowMissingExp: true}, "without exp needs max_age"},
 		{"JWKS URL relative", Config{JWKSURL: "/jwks.json"}, "JWKS URL must be"},
 		{"negative leeway", Config{Secret: k.secret, Leeway: -time.Second}, "leeway"},
 		{"negative max_age", Config{Secret: k.secret, MaxAge: -time.Second}, "max_age"},
@@ -415,6 +427,46 @@ func TestCache(t *testing.T) {
 		checkErr(t, err, 401, DetailInvalid)
 	}
 	expectVerifications(8)
+}
+
+// TestCacheWithoutExp: a token without exp (allow_missing_exp) is cached
+// until iat+max_age or MaxCacheTTL, never for ever.
+func TestCacheWithoutExp(t *testing.T) {
+	k := keys()
+	clk := newClock()
+	v := newVerifier(t, Config{Secret: k.secret, AllowMissingExp: true, MaxAge: time.Hour, Now: clk.Now})
+	verify := func(tok string) error {
+		t.Helper()
+		_, err := v.Verify(tok)
+		v.cache.Wait()
+		return err
+	}
+	expectVerifications := func(want int64) {
+		t.Helper()
+		if got := v.verifications.Load(); got != want {
+			t.Fatalf("verifications = %d, want %d", got, want)
+		}
+	}
+
+	// Issued 58 minutes ago: cached, but only until iat+max_age.
+	old := sign(t, "HS256", k.secret, claimsAt(map[string]any{"exp": nil, "iat": t0.Add(-58 * time.Minute).Unix()}), "")
+	checkErr(t, verify(old), 0, "")
+	checkErr(t, verify(old), 0, "")
+	expectVerifications(1)
+	clk.Add(2*time.Minute + time.Second)
+	checkErr(t, verify(old), 401, DetailTooOld)
+	expectVerifications(2)
+
+	// Issued now: cached for MaxCacheTTL, then verified again.
+	clk.t = t0
+	fresh := sign(t, "HS256", k.secret, claimsAt(map[string]any{"exp": nil}), "")
+	checkErr(t, verify(fresh), 0, "")
+	clk.Add(MaxCacheTTL - time.Second)
+	checkErr(t, verify(fresh), 0, "")
+	expectVerifications(3)
+	clk.Add(time.Second)
+	checkErr(t, verify(fresh), 0, "")
+	expectVerifications(4)
 }
 
 func TestCacheDisabled(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/MicahParks/jwkset"
@@ -156,29 +157,114 @@ func looksLikePEM(b []byte) bool {
 	return bytes.Contains(b, []byte("-----BEGIN "))
 }
 
-func checkJWKSURL(raw string) error {
+// CheckJWKSURL reports whether raw can be a JWKS URL: an absolute https URL,
+// or http when allowHTTP is set. Its errors never quote the URL, whose query
+// or userinfo may hold a credential.
+func CheckJWKSURL(raw string, allowHTTP bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return errors.New("jwtverify: the JWKS URL must be an absolute http or https URL")
+		return errors.New("jwtverify: the JWKS URL must be an absolute https URL")
+	}
+	if u.Scheme == "http" && !allowHTTP {
+		return errors.New("jwtverify: the JWKS URL must be https: keys fetched over plain http can be replaced on the way (allow http explicitly for tests and loopback)")
+	}
+	return nil
+}
+
+// RedactURL returns raw fit for a log line: without userinfo and fragment,
+// and with the query replaced by "REDACTED", since either may carry an API
+// key. A URL that does not parse is replaced whole.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "REDACTED"
+	}
+	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	return u.String()
+}
+
+// urlRedactor scrubs one URL's secret parts (query, userinfo, fragment) from error
+// messages. The HTTP client quotes the request URL in its errors, and the
+// JWKS libraries quote the URL they were given.
+type urlRedactor struct {
+	raw, redacted string
+	secrets       []string
+}
+
+func newURLRedactor(raw string) *urlRedactor {
+	r := &urlRedactor{raw: raw, redacted: RedactURL(raw)}
+	if u, err := url.Parse(raw); err == nil {
+		if u.RawQuery != "" {
+			r.secrets = append(r.secrets, u.RawQuery, u.Query().Encode())
+		}
+		if u.Fragment != "" {
+			r.secrets = append(r.secrets, u.EscapedFragment(), u.Fragment)
+		}
+		if u.User != nil {
+			r.secrets = append(r.secrets, u.User.String(), u.User.Username())
+			if p, ok := u.User.Password(); ok {
+				r.secrets = append(r.secrets, p)
+			}
+		}
+	}
+	return r
+}
+
+// error returns err with the URL and its secret parts replaced. The result
+// does not wrap err: unwrapping would give the unredacted message back.
+func (r *urlRedactor) error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := strings.ReplaceAll(err.Error(), r.raw, r.redacted)
+	for _, s := range r.secrets {
+		if s == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, s, "REDACTED")
+		if q := strconv.Quote(s); len(q) > 2 {
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], "REDACTED")
+		}
+	}
+	return errors.New(msg)
+}
+
+// httpsRedirectsOnly is the JWKS client's redirect policy: Go's default (at
+// most 10), but never from https down to plain http.
+func httpsRedirectsOnly(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return errors.New("the JWKS URL redirected to a URL that is not https")
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
 	}
 	return nil
 }
 
 // newJWKS builds the keyfunc for cfg.JWKSURL. Its refresh goroutine ends with
 // ctx.
-func newJWKS(ctx context.Context, cfg Config) (keyfunc.Keyfunc, error) {
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: jwksTimeout}
+func newJWKS(ctx context.Context, cfg Config, redact *urlRedactor) (keyfunc.Keyfunc, error) {
+	client := &http.Client{Timeout: jwksTimeout}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		client = &c
+	}
+	if client.CheckRedirect == nil && !cfg.JWKSInsecureHTTP {
+		client.CheckRedirect = httpsRedirectsOnly
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
 	}
 	refresh := cfg.JWKSRefresh
 	if refresh == 0 {
 		refresh = DefaultJWKSRefresh
 	}
-	logged := cfg.JWKSURL
-	if u, err := url.Parse(cfg.JWKSURL); err == nil {
-		logged = u.Redacted()
-	}
+	logged := redact.redacted
 	base, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 		Client:      client,
 		HTTPTimeout: jwksTimeout,
@@ -191,12 +277,12 @@ func newJWKS(ctx context.Context, cfg Config) (keyfunc.Keyfunc, error) {
 		RefreshInterval:   refresh,
 		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
-				slog.Default().WarnContext(ctx, "jwtverify: JWKS refresh failed", "url", logged, "error", err)
+				log.WarnContext(ctx, "jwtverify: JWKS refresh failed", "url", logged, "error", redact.error(err).Error())
 			}
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("jwtverify: JWKS %s: %w", logged, err)
+		return nil, fmt.Errorf("jwtverify: JWKS %s: %v", logged, redact.error(err))
 	}
 	// Same storage, but keys marked for encryption are not used to verify.
 	kf, err := keyfunc.New(keyfunc.Options{
@@ -205,7 +291,7 @@ func newJWKS(ctx context.Context, cfg Config) (keyfunc.Keyfunc, error) {
 		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("jwtverify: JWKS %s: %w", logged, err)
+		return nil, fmt.Errorf("jwtverify: JWKS %s: %v", logged, redact.error(err))
 	}
 	return kf, nil
 }
@@ -248,6 +334,8 @@ func (v *Verifier) keyfunc(t *jwt.Token) (any, error) {
 			if errors.Is(jwksErr, jwkset.ErrKeyNotFound) {
 				// Its message quotes the whole kid; keep the logs bounded.
 				jwksErr = fmt.Errorf("kid %q is not in the JWKS", truncate(kid))
+			} else if jwksErr != nil {
+				jwksErr = v.jwksRedact.error(jwksErr)
 			}
 			if jwksErr == nil {
 				if f, ok := keyFamily(key); ok && f == fam {
@@ -274,7 +362,7 @@ func (v *Verifier) keyfunc(t *jwt.Token) (any, error) {
 		if v.jwks != nil {
 			all, err := v.jwks.Storage().KeyReadAll(v.jctx)
 			if err != nil && len(keys) == 0 {
-				return nil, err
+				return nil, v.jwksRedact.error(err)
 			}
 			for _, j := range all {
 				m := j.Marshal()
