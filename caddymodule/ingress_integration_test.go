@@ -290,15 +290,29 @@ func TestIngressRelayDelivers(t *testing.T) {
 	postIngress(t, tester, "/hooks/relay", header, testutil.AvePayload("guia-1", "guia-2"), false).expect(t, 201, wantSuccess)
 
 	testutil.WaitFor(t, 60*time.Second, "two deliveries", func() bool { return rc.Count() >= 2 })
-	byID := map[string]testutil.Received{}
+	// Each delivery's webhook-id is the id derived from its whole
+	// normalized data.
+	byShipment := map[string]testutil.Received{}
 	for _, got := range rc.Got() {
-		byID[got.Header.Get("webhook-id")] = got
+		var ev struct {
+			Data json.RawMessage `json:"data"`
+		}
+		var data struct {
+			ShipmentID string `json:"shipment_id"`
+		}
+		if json.Unmarshal(got.Body, &ev) != nil || json.Unmarshal(ev.Data, &data) != nil {
+			t.Fatalf("delivery body %s", got.Body)
+		}
+		want, err := event.IDFromData("aveonline", ev.Data)
+		if err != nil || got.Header.Get("webhook-id") != want {
+			t.Errorf("%s: webhook-id %s, want %s (%v)", data.ShipmentID, got.Header.Get("webhook-id"), want, err)
+		}
+		byShipment[data.ShipmentID] = got
 	}
 	for _, shipment := range []string{"guia-1", "guia-2"} {
-		id := event.NewID("aveonline", shipment, "4", "2022-12-11T11:04:43-05:00")
-		got, ok := byID[id]
+		got, ok := byShipment[shipment]
 		if !ok {
-			t.Errorf("no delivery with webhook-id %s (for %s); got %d deliveries", id, shipment, len(rc.Got()))
+			t.Errorf("no delivery for %s; got %d deliveries", shipment, len(rc.Got()))
 			continue
 		}
 		if got.Method != http.MethodPost || got.Path != "/tracking" {
