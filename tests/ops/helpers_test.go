@@ -65,7 +65,7 @@ func newTester(t *testing.T) *caddytest.Tester {
 // config returns a Caddyfile with this package's global options, a fresh
 // queue, and a site on httpPort that relays hookPath (Ave tracking) to
 // the destinations and serves site, more directives for the site.
-func config(t *testing.T, dir string, dests []dest, site string) string {
+func config(t testing.TB, dir string, dests []dest, site string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n\tadmin %s\n\thttp_port %d\n\thttps_port 9843\n\tauto_https off\n\tskip_install_trust\n", adminAddr, httpPort)
