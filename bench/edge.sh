@@ -3,7 +3,9 @@
 #
 # Starts one Caddy (built from cmd/caddy) serving two routes on one port:
 #   /ingress  hook_verify (HS256, a reused token: cache hit) + hook_normalize
-#             ave_tracking, which answers the contract's 201 itself;
+#             ave_tracking, then respond with the contract's 201 body (no
+#             hook_relay: this measures verification and validation, not the
+#             queue; bench/ingress.sh measures the durable route);
 #   /respond  respond with the same 201 body.
 # Drives each with wrk (POST of the same 1-guide payload and token) and prints
 # requests/s for both and the ratio ingress/respond.
@@ -42,6 +44,8 @@ http://127.0.0.1:$port {
 			algorithms HS256
 		}
 		hook_normalize ave_tracking
+		header Content-Type application/json
+		respond \`{"status":"success","message":"Your webhook event was received successfully","status_code":201}\` 201
 	}
 	route /respond {
 		header Content-Type application/json

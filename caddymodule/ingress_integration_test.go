@@ -23,7 +23,9 @@ const (
 )
 
 // ingressConfig has three ingress routes, after the global options
-// ingressGlobals(globals):
+// ingressGlobals(globals) and an embedded queue; each route ends with a
+// hook_relay that stores what it accepts into that queue for a loopback
+// receiver:
 //
 //   - /hooks/hs: HS256 with a secret from the environment, a required
 //     issuer and audience, the issuer claim copied into a response header,
@@ -32,8 +34,9 @@ const (
 //     later handlers must not see once verified;
 //   - /hooks/keys: PEM public keys (RSA with kid rsa-1, EC P-256 with kid
 //     ec-1, Ed25519 without kid) and the default algorithm list.
-func ingressConfig(globals, rsaFile, ecFile, edFile string) string {
-	return ingressGlobals(globals) + `
+func ingressConfig(t *testing.T, globals, rsaFile, ecFile, edFile string) string {
+	sink := newIngressSink(t)
+	return ingressGlobals(globals+"\n"+sink.globals) + `
 :9080 {
 	bind 127.0.0.1
 	route /hooks/hs {
@@ -48,7 +51,7 @@ func ingressConfig(globals, rsaFile, ecFile, edFile string) string {
 		hook_normalize ave_tracking {
 			max_body 4KiB
 		}
-	}
+` + sink.relay("ingress_hs") + `	}
 	route /hooks/bearer {
 		hook_verify {
 			secret {env.HOOKRELAY_TEST_HMAC}
@@ -57,7 +60,7 @@ func ingressConfig(globals, rsaFile, ecFile, edFile string) string {
 		}
 		header X-Auth-Seen "{http.request.header.Authorization}"
 		hook_normalize ave_tracking
-	}
+` + sink.relay("ingress_bearer") + `	}
 	route /hooks/keys {
 		hook_verify {
 			public_key ` + rsaFile + ` rsa-1
@@ -65,7 +68,7 @@ func ingressConfig(globals, rsaFile, ecFile, edFile string) string {
 			public_key ` + edFile + `
 		}
 		hook_normalize ave_tracking
-	}
+` + sink.relay("ingress_keys") + `	}
 }
 `
 }
@@ -78,7 +81,7 @@ func TestIngressResponses(t *testing.T) {
 	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
 	k := ingressSigningKeys(t)
 	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, k)
-	tester := startIngressCaddy(t, ingressConfig("", rsaFile, ecFile, edFile))
+	tester := startIngressCaddy(t, ingressConfig(t, "", rsaFile, ecFile, edFile))
 
 	now := time.Now()
 	hub := map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}
@@ -121,7 +124,7 @@ func TestIngressResponses(t *testing.T) {
 		status int
 		want   string
 	}{
-		// 201: accepted (nothing after hook_normalize stores it).
+		// 201: accepted and stored.
 		{"201 HS256", "/hooks/hs", sig(good), payload, 201, wantSuccess},
 		{"201 several guides", "/hooks/hs", sig(good), testutil.AvePayload("guia-1", "guia-2", "guia-3"), 201, wantSuccess},
 		{"201 bearer", "/hooks/bearer", map[string]string{"Authorization": "Bearer " + good}, payload, 201, wantSuccess},
@@ -232,7 +235,7 @@ func TestIngressBodyTooLarge(t *testing.T) {
 	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
 	k := ingressSigningKeys(t)
 	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, k)
-	tester := startIngressCaddy(t, ingressConfig("", rsaFile, ecFile, edFile))
+	tester := startIngressCaddy(t, ingressConfig(t, "", rsaFile, ecFile, edFile))
 	header := map[string]string{"Ave-Hub-signature": signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")}
 
 	const limit = 4096
@@ -405,7 +408,7 @@ func TestIngressQueueUnavailable(t *testing.T) {
 func TestIngressStalledBodyIsCut(t *testing.T) {
 	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
 	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, ingressSigningKeys(t))
-	startIngressCaddy(t, ingressConfig(`	servers {
+	startIngressCaddy(t, ingressConfig(t, `	servers {
 		timeouts {
 			read_body 300ms
 		}

@@ -75,7 +75,8 @@ func TestIngressJWKSRotation(t *testing.T) {
 	jwks := newJWKSServer(t)
 	jwks.serve(t, ed25519JWK("ed-2026-01", k.edPub), rsaJWK("rsa-2026-01", &k.rsa.PublicKey))
 
-	tester := startIngressCaddy(t, ingressGlobals("")+`
+	sink := newIngressSink(t)
+	tester := startIngressCaddy(t, ingressGlobals(sink.globals)+`
 :9080 {
 	bind 127.0.0.1
 	route /hooks/jwks {
@@ -85,7 +86,7 @@ func TestIngressJWKSRotation(t *testing.T) {
 			algorithms EdDSA RS256
 		}
 		hook_normalize ave_tracking
-	}
+`+sink.relay("ingress_jwks")+`	}
 }
 `)
 	payload := testutil.AvePayload("guia-1")

@@ -298,7 +298,8 @@ func claimJSON(v any) string {
 
 // newIngressChain provisions hook_verify (HS256 with secret) and
 // hook_normalize (ave_tracking, maxBody) with a real caddy.Context, as Caddy
-// would, and returns the two as one handler with nothing after them.
+// would, and returns the two as one handler, followed by one that answers
+// the contract's 201 as hook_relay does once the events are stored.
 func newIngressChain(tb testing.TB, secret string, maxBody int64) caddyhttp.Handler {
 	tb.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -321,7 +322,10 @@ func newIngressChain(tb testing.TB, secret string, maxBody int64) caddyhttp.Hand
 	// fuzzing run neither floods the output nor skips the logging code.
 	quiet := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel))
 	v.log, n.log = quiet, quiet
-	end := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	end := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		writeSuccess(w)
+		return nil
+	})
 	normalize := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		return n.ServeHTTP(w, r, end)
 	})

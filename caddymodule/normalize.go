@@ -1,11 +1,13 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -27,8 +29,11 @@ const DefaultMaxBody = 20 << 20
 // format and turns it into normalized events for the handlers after it
 // (hook_relay). Bad input is answered in the hub contract's envelope:
 // 400 for a body that is not a JSON object, 413 above MaxBody, 422 with
-// one entry per problem. With nothing after it in the route that writes
-// a response, it answers the contract's 201 itself.
+// one entry per problem. A valid request is answered by the handler after
+// it: hook_relay stores the events and answers 201; a handler that reads
+// the body (reverse_proxy) gets it as it was sent. Normalize never answers
+// 201 itself, since it stores nothing: when nothing after it answers, the
+// route is misconfigured, and it answers 500 and logs an error.
 type Normalize struct {
 	// Format of the payload. Supported: "ave_tracking" (Aveonline's
 	// shipping tracking events).
@@ -47,6 +52,9 @@ type Normalize struct {
 
 	opts ave.Options
 	log  *zap.Logger
+	// lastUnanswered is when a request nothing answered was last logged
+	// at Error (unix nanoseconds; read and written atomically).
+	lastUnanswered int64
 }
 
 // CaddyModule returns the Caddy module information.
@@ -171,17 +179,38 @@ func (n *Normalize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return evs, nil
 		},
 	}
-	ctx := context.WithValue(r.Context(), ingressKey{}, in)
+	req := r.WithContext(context.WithValue(r.Context(), ingressKey{}, in))
+	// A handler that passes the webhook on (reverse_proxy) reads the body
+	// again.
+	req.Body = io.NopCloser(bytes.NewReader(body))
 	tw := &writeTracker{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	if err := next.ServeHTTP(tw, r.WithContext(ctx)); err != nil {
+	if err := next.ServeHTTP(tw, req); err != nil {
 		return err
 	}
 	if !in.answered && !tw.wrote {
-		// Nothing after us answered: the ingress half runs on its own.
-		observeIngress(r, http.StatusCreated)
-		writeSuccess(w)
+		// Nothing stored the events and nothing answered: answering 201
+		// would drop them silently. 500 makes the sender retry, so what
+		// it sends until the route is fixed is not lost.
+		n.unanswered(len(tracks))
+		observeIngress(r, http.StatusInternalServerError)
+		writeError(w, http.StatusInternalServerError, "The webhook was validated but not stored.")
 	}
 	return nil
+}
+
+// unanswered logs a request that no handler after hook_normalize answered:
+// at Error at most every 10s, else at Debug, since every request of the
+// route fails the same way and senders must not flood the log.
+func (n *Normalize) unanswered(events int) {
+	level := zap.DebugLevel
+	if now := time.Now().UnixNano(); now-atomic.LoadInt64(&n.lastUnanswered) > int64(10*time.Second) {
+		atomic.StoreInt64(&n.lastUnanswered, now)
+		level = zap.ErrorLevel
+	}
+	if ce := n.log.Check(level, "no handler after hook_normalize stored or forwarded the events; answering 500: "+
+		"put hook_relay after it, or a handler that answers"); ce != nil {
+		ce.Write(zap.Int("events", events))
+	}
 }
 
 func (n *Normalize) debug(msg string, status, size int) {
@@ -204,6 +233,13 @@ func (t *writeTracker) WriteHeader(status int) {
 func (t *writeTracker) Write(b []byte) (int, error) {
 	t.wrote = true
 	return t.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom notes a write too: the wrapper's ReadFrom (which io.Copy uses)
+// writes to the underlying writer directly.
+func (t *writeTracker) ReadFrom(r io.Reader) (int64, error) {
+	t.wrote = true
+	return t.ResponseWriterWrapper.ReadFrom(r)
 }
 
 // Interface guards

@@ -1,0 +1,176 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
+)
+
+// want500NotStored is the answer of a hook_normalize that nothing after it
+// answered for.
+var want500NotStored = wantEnvelope("Internal Server Error", "500", "The webhook was validated but not stored.")
+
+// logEntry is one JSON line of a Caddy log file.
+type logEntry struct {
+	Level  string `json:"level"`
+	Logger string `json:"logger"`
+	Msg    string `json:"msg"`
+}
+
+// readLog returns the entries of a JSON log file written so far.
+func readLog(t *testing.T, path string) []logEntry {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var entries []logEntry
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e logEntry
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			entries = append(entries, e)
+		}
+	}
+	return entries
+}
+
+// logged returns the entries of logger whose message contains msg.
+func logged(t *testing.T, path, logger, msg string) []logEntry {
+	t.Helper()
+	var out []logEntry
+	for _, e := range readLog(t, path) {
+		if e.Logger == logger && strings.Contains(e.Msg, msg) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestNormalizeAloneIsNotAccepted: a route that ends with hook_normalize
+// (hook_relay forgotten or misplaced) stores nothing, so it must not tell
+// the sender 201. It answers 500 in the contract's envelope, so the sender
+// retries, and logs an error that names the cause; bad input is still
+// answered 400/422 as before.
+func TestNormalizeAloneIsNotAccepted(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	tester := startIngressCaddy(t, ingressGlobals(`	log {
+		output file `+logFile+`
+		format json
+		level DEBUG
+	}`)+`
+:9080 {
+	bind 127.0.0.1
+	route /hooks/alone {
+		hook_normalize ave_tracking
+	}
+}
+`)
+	postIngress(t, tester, "/hooks/alone", nil, testutil.AvePayload("guia-1"), false).expect(t, 500, want500NotStored)
+	postIngress(t, tester, "/hooks/alone", nil, testutil.AvePayload("guia-1", "guia-2"), true).expect(t, 500, want500NotStored)
+	postIngress(t, tester, "/hooks/alone", nil, []byte(`{"tipo":"json","body":{}}`), false).
+		expect(t, 422, `{"errors":[{"title":"Unprocessable Content","detail":"El campo body debe ser un arreglo","status_code":"422","source":{"pointer":"/body"}}]}`)
+	postIngress(t, tester, "/hooks/alone", nil, []byte(`[]`), false).
+		expect(t, 400, want400("The request body must be a JSON object, not an array."))
+
+	const cause = "no handler after hook_normalize stored or forwarded the events"
+	var entries []logEntry
+	testutil.WaitFor(t, 10*time.Second, "the error in the log", func() bool {
+		entries = logged(t, logFile, "http.handlers.hook_normalize", cause)
+		return len(entries) > 0
+	})
+	// Every such request is the same misconfiguration: one error names
+	// it, the rest are Debug, so senders cannot flood the log.
+	nErrors := 0
+	for _, e := range entries {
+		if e.Level == "error" {
+			nErrors++
+		}
+	}
+	if nErrors != 1 {
+		t.Errorf("%d errors logged for the same misconfiguration, want 1: %+v", nErrors, entries)
+	}
+	if !strings.Contains(entries[0].Msg, "hook_relay") {
+		t.Errorf("the error does not say what to do: %q", entries[0].Msg)
+	}
+}
+
+// TestNormalizeThenRespondOrProxy: whatever answers after hook_normalize
+// answers the sender. A route that only validates and passes the webhook
+// on with reverse_proxy gets the upstream's answer, and the upstream gets
+// the body as the sender sent it; an explicit respond is answered as
+// written. An invalid body reaches neither.
+func TestNormalizeThenRespondOrProxy(t *testing.T) {
+	upstream := testutil.NewReceiver(t, func(int, *http.Request, []byte) (int, http.Header, []byte) {
+		return http.StatusAccepted, http.Header{"Content-Type": {"application/json"}}, []byte(`{"queued":true}`)
+	})
+	tester := startIngressCaddy(t, ingressGlobals("")+`
+:9080 {
+	bind 127.0.0.1
+	route /hooks/proxy {
+		hook_normalize ave_tracking
+		reverse_proxy `+upstream.Listener.Addr().String()+`
+	}
+	route /hooks/respond {
+		hook_normalize ave_tracking
+		header Content-Type application/json
+		respond `+"`"+wantSuccess+"`"+` 201
+	}
+}
+`)
+	for _, chunked := range []bool{false, true} {
+		payload := testutil.AvePayload("guia-1", "guia-2")
+		before := upstream.Count()
+		postIngress(t, tester, "/hooks/proxy", nil, payload, chunked).expect(t, http.StatusAccepted, `{"queued":true}`)
+		got := upstream.Got()
+		if len(got) != before+1 {
+			t.Fatalf("chunked=%v: the upstream got %d requests, want 1", chunked, len(got)-before)
+		}
+		if last := got[len(got)-1]; last.Method != http.MethodPost || last.Path != "/hooks/proxy" || !bytes.Equal(last.Body, payload) {
+			t.Errorf("chunked=%v: the upstream got %s %s %q, want POST /hooks/proxy with the body as sent", chunked, last.Method, last.Path, last.Body)
+		}
+	}
+	before := upstream.Count()
+	postIngress(t, tester, "/hooks/proxy", nil, []byte(`{"tipo":"json","body":{}}`), false).
+		expect(t, 422, `{"errors":[{"title":"Unprocessable Content","detail":"El campo body debe ser un arreglo","status_code":"422","source":{"pointer":"/body"}}]}`)
+	if n := upstream.Count() - before; n != 0 {
+		t.Errorf("an invalid body reached the upstream (%d requests)", n)
+	}
+
+	postIngress(t, tester, "/hooks/respond", nil, testutil.AvePayload("guia-1"), false).expect(t, 201, wantSuccess)
+}
+
+// ingressSink is where the integration routes that check ingress answers
+// store what they accept, since hook_normalize answers no 201 by itself:
+// an embedded queue in a per-test directory and a loopback receiver.
+type ingressSink struct {
+	globals string // the hookrelay global option
+	rc      *testutil.Receiver
+}
+
+// newIngressSink makes the queue directory and the receiver; call it
+// before startIngressCaddy, so they outlive the config.
+func newIngressSink(t *testing.T) *ingressSink {
+	t.Helper()
+	return &ingressSink{
+		globals: "\thookrelay {\n\t\tstorage embedded " + ingressQueueDir(t) + "\n\t}\n",
+		rc:      testutil.NewReceiver(t, nil),
+	}
+}
+
+// relay is a hook_relay directive that stores into the sink's queue for
+// the receiver's path, "/<name>"; each route of a config needs its own
+// name.
+func (s *ingressSink) relay(name string) string {
+	return "\t\thook_relay {\n\t\t\ttopic shipments/tracking\n\t\t\tto " + s.rc.URL + "/" + name + " {\n" +
+		"\t\t\t\tname " + name + "\n\t\t\t}\n\t\t}\n"
+}
