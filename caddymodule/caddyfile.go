@@ -386,6 +386,7 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    topic <topic>                    # required in async mode
 //	    max_body <size>                  # raw and sync mode; default 20MB
 //	    response_secret <whsec_...>      # sync: signs the answers
+//	    allow_unauthenticated            # sync: forward callers no earlier handler authenticated (dangerous)
 //	    to <url> {                       # repeatable; exactly one in sync mode
 //	        name <name>
 //	        header <name> <value>        # repeatable
@@ -443,7 +444,9 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // over response_sample (DEUNA's response_data) with sample as .request;
 // error_response_template over an unreachable destination and
 // error_response_sample. With response_secret every answer carries a
-// Standard Webhooks signature.
+// Standard Webhooks signature. A sync route answers 401 to a caller that
+// no earlier handler authenticated (hook_verify, basic_auth), unless
+// allow_unauthenticated says that is intended.
 func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -466,6 +469,11 @@ func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.ResponseSecret) {
 				return d.ArgErr()
 			}
+		case "allow_unauthenticated":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.AllowUnauthenticated = true
 		case "max_body":
 			size, err := parseSizeArg(d)
 			if err != nil {

@@ -73,6 +73,17 @@ type Relay struct {
 	// are not signed.
 	ResponseSecret string `json:"response_secret,omitempty"`
 
+	// AllowUnauthenticated (sync mode) forwards requests that no earlier
+	// handler authenticated. Dangerous: a sync-mode hook_relay calls its
+	// destination with the destination's credentials and signs the
+	// answer, so on an open route anyone can have the merchant called.
+	// Set it only when callers are authenticated in a way hook_relay
+	// cannot see (forward_auth, client certificates, a private network).
+	// Default: false, and a request is answered 401 unless hook_verify
+	// verified its token or an authentication handler (basic_auth) set
+	// {http.auth.user.id} before this handler.
+	AllowUnauthenticated bool `json:"allow_unauthenticated,omitempty"`
+
 	app        *App
 	names      []string
 	log        *zap.Logger

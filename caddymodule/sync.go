@@ -66,6 +66,7 @@ type syncRelay struct {
 	fields   []string            // kept from the success body
 	signer   *relay.Signer       // signs the answers; nil: unsigned
 	maxBody  int64
+	anyone   bool // allow_unauthenticated: no earlier authentication needed
 	log      *zap.Logger
 }
 
@@ -77,6 +78,9 @@ func (h *Relay) checkMode() error {
 	case "", ModeAsync:
 		if h.ResponseSecret != "" {
 			return errors.New("hook_relay: response_secret needs mode sync")
+		}
+		if h.AllowUnauthenticated {
+			return errors.New("hook_relay: allow_unauthenticated needs mode sync")
 		}
 		for _, dc := range h.Destinations {
 			if opt := dc.syncOption(); opt != "" {
@@ -162,7 +166,13 @@ func (h *Relay) provisionSync(_ caddy.Context) error {
 		timeout: time.Duration(dc.Timeout),
 		fields:  append(append([]string(nil), dc.Fields...), dc.CustomFields...),
 		maxBody: h.MaxBody,
+		anyone:  h.AllowUnauthenticated,
 		log:     h.log,
+	}
+	if s.anyone {
+		h.log.Warn("hook_relay mode sync runs for unauthenticated callers (allow_unauthenticated): "+
+			"anyone who reaches this route has the destination called with its credentials",
+			zap.String("destination", d.Name))
 	}
 	if s.timeout == 0 {
 		s.timeout = 30 * time.Second
@@ -487,10 +497,40 @@ func newMessageID() string {
 	return "msg_" + strings.ToLower(strings.TrimRight(rand.Text(), "="))
 }
 
-// serveSync forwards the request to the destination and answers with its
-// reply, transformed and signed.
+// authenticated reports whether a handler before this one authenticated
+// the caller: hook_verify verified its token, or Caddy's authentication
+// handler (basic_auth and its other providers) set {http.auth.user.id}.
+func authenticated(r *http.Request) bool {
+	if ok, _ := caddyhttp.GetVar(r.Context(), "hook.verified").(bool); ok {
+		return true
+	}
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return false
+	}
+	id, _ := repl.GetString("http.auth.user.id")
+	return id != ""
+}
+
+// serveSync forwards the request of an authenticated caller (or of anyone,
+// with allow_unauthenticated) to the destination and answers with its
+// reply, transformed and signed; it answers 401 to anyone else.
 func (h *Relay) serveSync(w http.ResponseWriter, r *http.Request) error {
 	s := h.sync
+	if !s.anyone && !authenticated(r) {
+		// Refuse before anything is read or sent. Debug, as any
+		// client's bad request: callers must not be able to flood the
+		// log.
+		if ce := s.log.Check(zap.DebugLevel, "sync request refused: no handler before hook_relay authenticated the caller; "+
+			"put hook_verify or basic_auth before it, or set allow_unauthenticated"); ce != nil {
+			ce.Write(zap.String("destination", s.dest.Name))
+		}
+		// Not signed: the answer says nothing of the destination, and a
+		// caller who is not authenticated gets nothing signed.
+		observeIngress(r, http.StatusUnauthorized)
+		writeJSON(w, http.StatusUnauthorized, envelope(http.StatusUnauthorized, "The request is not authenticated."))
+		return nil
+	}
 	if ingressFrom(r) != nil {
 		return caddyhttp.Error(http.StatusInternalServerError,
 			errors.New("hook_relay mode sync forwards the raw request body; it cannot follow hook_normalize"))

@@ -21,6 +21,7 @@ func TestParseSyncRelay(t *testing.T) {
 		"	mode sync\n" +
 		"	max_body 1MB\n" +
 		"	response_secret {env.TIP_WHSEC}\n" +
+		"	allow_unauthenticated\n" +
 		"	to http://127.0.0.1:9390/tip {\n" +
 		"		timeout 5s\n" +
 		"		sample order.json\n" +
@@ -37,7 +38,7 @@ func TestParseSyncRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	dc := h.Destinations[0]
-	if h.Mode != ModeSync || h.ResponseSecret != "{env.TIP_WHSEC}" || h.MaxBody != 1_000_000 ||
+	if h.Mode != ModeSync || h.ResponseSecret != "{env.TIP_WHSEC}" || h.MaxBody != 1_000_000 || !h.AllowUnauthenticated ||
 		dc.ResponseTemplateFile != "tip.tmpl" || dc.ResponseTemplate != "" ||
 		dc.ErrorResponseTemplate != `{"error": {{ json .error }}}` || dc.ErrorResponseTemplateFile != "" ||
 		dc.ResponseSample != "reply.json" || dc.ErrorResponseSample != "error.json" || dc.Sample != "order.json" {
@@ -52,6 +53,7 @@ func TestParseSyncRelayErrors(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"hook_relay {\n mode fast\n}", `mode must be async or sync, not "fast"`},
 		{"hook_relay {\n mode\n}", "wrong argument count"},
+		{"hook_relay {\n mode sync\n allow_unauthenticated yes\n}", "wrong argument count"},
 		{"hook_relay {\n to http://x/ {\n response_template\n }\n}", "wrong argument count"},
 		{"hook_relay {\n to http://x/ {\n response_sample a b\n }\n}", "wrong argument count"},
 	} {
@@ -79,6 +81,8 @@ func TestCheckMode(t *testing.T) {
 		{"sync minimal", Relay{Mode: ModeSync, Destinations: dest(nil)}, ""},
 		{"async with sync option", Relay{Destinations: dest(func(d *Destination) { d.ResponseTemplate = "{}" })}, "response_template needs mode sync"},
 		{"async with response_secret", Relay{ResponseSecret: "whsec_eA==", Destinations: dest(nil)}, "response_secret needs mode sync"},
+		{"async with allow_unauthenticated", Relay{AllowUnauthenticated: true, Destinations: dest(nil)}, "allow_unauthenticated needs mode sync"},
+		{"sync with allow_unauthenticated", Relay{Mode: ModeSync, AllowUnauthenticated: true, Destinations: dest(nil)}, ""},
 		{"unknown mode", Relay{Mode: "later"}, `mode must be async or sync, not "later"`},
 		{"two destinations", Relay{Mode: ModeSync, Destinations: append(dest(nil), dest(nil)...)}, "exactly one 'to' destination, not 2"},
 		{"retry", Relay{Mode: ModeSync, Destinations: dest(nil), Retry: &RetryConfig{}}, "retries nothing"},

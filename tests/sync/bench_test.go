@@ -16,14 +16,16 @@ import (
 // loopback destination, a sync-mode hook_relay (forward, DEUNA tip
 // template, fields, signed answer) and a plain reverse_proxy, one request
 // at a time over keep-alive connections, alternating the two so both see
-// the same machine. It reports each one's mean latency and their ratio:
+// the same machine. The sync route opts out of caller authentication
+// (allow_unauthenticated), so that both routes do the same work but the
+// relay's. It reports each one's mean latency and their ratio:
 //
 //	go test -run '^$' -bench SyncVsReverseProxy -benchtime 3000x ./tests/sync/
 func BenchmarkSyncVsReverseProxy(b *testing.B) {
 	rc := testutil.NewReceiver(b, func(int, *http.Request, []byte) (int, http.Header, []byte) {
 		return http.StatusOK, http.Header{"Content-Type": {"application/json"}}, []byte(merchantReply)
 	})
-	site := syncRoute("/sync", rc.URL+"/tip", fmt.Sprintf(`
+	site := syncRouteWith("/sync", "", "\t\t\tallow_unauthenticated\n", rc.URL+"/tip", fmt.Sprintf(`
 				sample %s
 				response_template %s
 				response_sample %s

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,26 +68,67 @@ func merchant(t testing.TB) *testutil.Receiver {
 	})
 }
 
-// syncRoute is a route with a sync-mode hook_relay to dest; opts go into
-// the 'to' block.
+// The caller of the sync routes: a sync route runs only for a caller that
+// a handler before it authenticated, here basic_auth.
+const (
+	callerUser     = "deuna"
+	callerPassword = "deuna-checkout-test-password"
+	// callerHash is callerPassword's bcrypt hash, of the lowest cost so
+	// that the tests stay fast.
+	callerHash = "$2a$04$mLL5yDR7ATWyVLOCZJrHJ.6pYH2Bd.p1iCTFVHtTP/g6n5iAXdeSS"
+)
+
+// basicAuth is a basic_auth directive that lets callerUser in.
+const basicAuth = "\t\tbasic_auth {\n\t\t\t" + callerUser + " " + callerHash + "\n\t\t}\n"
+
+// syncRoute is a route with a sync-mode hook_relay to dest behind
+// basicAuth; opts go into the 'to' block.
 func syncRoute(path, dest, opts string) string {
+	return syncRouteWith(path, basicAuth, "", dest, opts)
+}
+
+// syncRouteWith is a route with the handlers before (whole lines), then a
+// sync-mode hook_relay with the extra options relayOpts (whole lines) and
+// a 'to' dest block holding opts.
+func syncRouteWith(path, before, relayOpts, dest, opts string) string {
 	return fmt.Sprintf(`	route %s {
-		hook_relay {
+%s		hook_relay {
 			mode sync
 			max_body 4KB
 			response_secret %s
-			to %s {
+%s			to %s {
 %s
 			}
 		}
 	}
-`, path, responseWhsec, dest, opts)
+`, path, before, responseWhsec, relayOpts, dest, opts)
 }
 
-// post sends body to the relay and returns the response, body read.
+// callerHeader carries callerUser's credentials.
+func callerHeader() http.Header {
+	return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(callerUser+":"+callerPassword))}}
+}
+
+// post sends body to the relay as callerUser and returns the response,
+// body read.
 func post(t testing.TB, path string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.Post(baseURL+path, "application/json", bytes.NewReader(body))
+	return postWith(t, path, body, callerHeader())
+}
+
+// postWith sends body to the relay with the given headers and returns the
+// response, body read.
+func postWith(t testing.TB, path string, body []byte, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, baseURL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +212,9 @@ func TestSyncMode(t *testing.T) {
 		}
 		if req.Header.Get("X-Api-Key") != "k-123" || req.Header.Get("X-Merchant") != "kfc-web" {
 			t.Errorf("forwarded headers %v", req.Header)
+		}
+		if auth := req.Header.Get("Authorization"); auth != "" {
+			t.Errorf("the caller's credentials reached the merchant: Authorization %q", auth)
 		}
 		wh, _ := standardwebhooks.NewWebhook(destWhsec)
 		if err := wh.Verify(req.Body, req.Header); err != nil {
