@@ -337,7 +337,7 @@ func TestIngressRelayDelivers(t *testing.T) {
 		if err := json.Unmarshal(got.Body, &ev); err != nil {
 			t.Fatalf("%s: delivered body is not an event: %v\n%s", shipment, err, got.Body)
 		}
-		if ev.ID != id || ev.Topic != "shipments/tracking" || ev.Source != "aveonline" || ev.ReceivedAt.IsZero() {
+		if ev.ID != got.Header.Get("webhook-id") || ev.Topic != "shipments/tracking" || ev.Source != "aveonline" || ev.ReceivedAt.IsZero() {
 			t.Errorf("%s: event envelope = %+v", shipment, ev)
 		}
 		var data bytes.Buffer
