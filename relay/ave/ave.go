@@ -11,6 +11,7 @@ import (
 	_ "time/tzdata" // America/Bogota without system zoneinfo
 	"unicode/utf8"
 
+	"github.com/hookrelay/hookrelay/internal/jsonscan"
 	"github.com/hookrelay/hookrelay/relay/event"
 )
 
@@ -282,7 +283,7 @@ func Normalize(body []byte, opts Options) ([]Tracking, error) {
 		maxEvents = DefaultMaxEvents
 	}
 
-	start := skipWS(body, 0)
+	start := jsonscan.SkipWS(body, 0)
 	if start == len(body) {
 		return nil, &BadRequestError{Detail: "The request body is empty."}
 	}
@@ -365,7 +366,7 @@ func badJSON(body []byte) error {
 	if err := dec.Decode(&first); err == nil {
 		return &BadRequestError{Detail: fmt.Sprintf(
 			"The request body must hold a single JSON object, but more data follows it at byte %d.",
-			skipWS(body, int(dec.InputOffset())))}
+			jsonscan.SkipWS(body, int(dec.InputOffset())))}
 	}
 	var se *json.SyntaxError
 	if err := json.Unmarshal(body, &first); errors.As(err, &se) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/hookrelay/hookrelay/internal/jsonscan"
 )
 
 // This file holds a minimal, allocation-free walker over JSON that
@@ -22,53 +24,17 @@ type span struct {
 // present reports whether s locates a value.
 func (s span) present() bool { return s.end > 0 }
 
-// skipWS returns the index of the first non-whitespace byte at or after i.
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index just past the string that starts with the
-// quote at b[i].
-func skipString(b []byte, i int) int {
-	i++
-	for {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return len(b) // unreachable on valid JSON
-		}
-		// The quote closes the string unless it is escaped, that is
-		// preceded by an odd number of backslashes.
-		j := i + q
-		n := 0
-		for k := j - 1; k >= i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return j + 1
-		}
-		i = j + 1
-	}
-}
-
 // skipValue returns the index just past the value that starts at b[i].
 func skipValue(b []byte, i int) int {
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return jsonscan.SkipString(b, i)
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
 			switch b[i] {
 			case '"':
-				i = skipString(b, i)
+				i = jsonscan.SkipString(b, i)
 				continue
 			case '{', '[':
 				depth++
@@ -106,7 +72,7 @@ type iter struct {
 // newIter starts walking the object or array whose opening bracket is at
 // b[open].
 func newIter(b []byte, open int) iter {
-	it := iter{b: b, i: skipWS(b, open+1), isObject: b[open] == '{'}
+	it := iter{b: b, i: jsonscan.SkipWS(b, open+1), isObject: b[open] == '{'}
 	if c := b[it.i]; c == '}' || c == ']' {
 		it.i = -1
 	}
@@ -121,15 +87,15 @@ func (it *iter) next() bool {
 	}
 	b, i := it.b, it.i
 	if it.isObject {
-		ke := skipString(b, i)
+		ke := jsonscan.SkipString(b, i)
 		it.key = span{i, ke}
-		i = skipWS(b, skipWS(b, ke)+1) // past the colon
+		i = jsonscan.SkipWS(b, jsonscan.SkipWS(b, ke)+1) // past the colon
 	}
 	ve := skipValue(b, i)
 	it.val = span{i, ve}
-	i = skipWS(b, ve)
+	i = jsonscan.SkipWS(b, ve)
 	if i < len(b) && b[i] == ',' {
-		it.i = skipWS(b, i+1)
+		it.i = jsonscan.SkipWS(b, i+1)
 	} else {
 		it.i = -1
 	}

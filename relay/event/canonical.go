@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/hookrelay/hookrelay/internal/jsonscan"
 )
 
 // maxPadding is the largest number of zeros the plain notation of a
@@ -201,7 +203,7 @@ func CanonicalJSON(data []byte) ([]byte, error) {
 	}
 	pooled := c.out
 	c.out = make([]byte, 0, len(data))
-	c.value(skipWS(data, 0))
+	c.value(jsonscan.SkipWS(data, 0))
 	out := c.out
 	c.out = pooled
 	return out, nil
@@ -221,7 +223,7 @@ func IDFromData(source string, data []byte) (string, error) {
 	c.hashing = true
 	c.write(source)
 	c.out = append(c.out, 0)
-	c.value(skipWS(data, 0))
+	c.value(jsonscan.SkipWS(data, 0))
 	c.out = append(c.out, 0)
 	c.flush()
 	var sum [sha256.Size]byte
@@ -290,12 +292,12 @@ const maxDepth = 10000
 // allowed, exactly as json.Valid does (strings may hold invalid UTF-8;
 // nesting deeper than 10000 is refused), and fills opens and ends.
 func (c *canon) index() bool {
-	i := skipWS(c.b, 0)
+	i := jsonscan.SkipWS(c.b, 0)
 	if i == len(c.b) {
 		return false
 	}
 	end, ok := c.scan(i, 0)
-	return ok && skipWS(c.b, end) == len(c.b)
+	return ok && jsonscan.SkipWS(c.b, end) == len(c.b)
 }
 
 // scan checks the value that starts at b[i], inside depth containers, and
@@ -315,7 +317,7 @@ func (c *canon) scan(i, depth int) (int, bool) {
 		if isObject {
 			closer = '}'
 		}
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 		if i < len(b) && b[i] == closer {
 			c.ends[k] = i + 1
 			return i + 1, true
@@ -332,11 +334,11 @@ func (c *canon) scan(i, depth int) (int, bool) {
 				if !ok {
 					return 0, false
 				}
-				i = skipWS(b, e)
+				i = jsonscan.SkipWS(b, e)
 				if i == len(b) || b[i] != ':' {
 					return 0, false
 				}
-				if i = skipWS(b, i+1); i == len(b) {
+				if i = jsonscan.SkipWS(b, i+1); i == len(b) {
 					return 0, false
 				}
 			}
@@ -344,12 +346,12 @@ func (c *canon) scan(i, depth int) (int, bool) {
 			if !ok {
 				return 0, false
 			}
-			i = skipWS(b, e)
+			i = jsonscan.SkipWS(b, e)
 			switch {
 			case i == len(b):
 				return 0, false
 			case b[i] == ',':
-				i = skipWS(b, i+1)
+				i = jsonscan.SkipWS(b, i+1)
 			case b[i] == closer:
 				c.ends[k] = i + 1
 				return i + 1, true
@@ -491,7 +493,7 @@ func (c *canon) end(i int) int {
 	case '{', '[':
 		return c.ends[sort.SearchInts(c.opens, i)]
 	case '"':
-		return skipString(b, i)
+		return jsonscan.SkipString(b, i)
 	}
 	for j := i; j < len(b); j++ {
 		switch b[j] {
@@ -510,20 +512,20 @@ func (c *canon) value(i int) {
 		c.object(i)
 	case '[':
 		c.out = append(c.out, '[')
-		j := skipWS(b, i+1)
+		j := jsonscan.SkipWS(b, i+1)
 		for first := true; b[j] != ']'; first = false {
 			if !first {
 				c.out = append(c.out, ',')
 			}
 			c.value(j)
-			j = skipWS(b, c.end(j))
+			j = jsonscan.SkipWS(b, c.end(j))
 			if b[j] == ',' {
-				j = skipWS(b, j+1)
+				j = jsonscan.SkipWS(b, j+1)
 			}
 		}
 		c.out = append(c.out, ']')
 	case '"':
-		e := skipString(b, i)
+		e := jsonscan.SkipString(b, i)
 		if raw := b[i+1 : e-1]; plainRaw(raw) {
 			c.writeRaw(b[i:e]) // already canonical
 		} else {
@@ -551,17 +553,17 @@ func (c *canon) value(i int) {
 func (c *canon) object(i int) {
 	b := c.b
 	base := len(c.members)
-	for j := skipWS(b, i+1); b[j] != '}'; {
-		ke := skipString(b, j)
+	for j := jsonscan.SkipWS(b, i+1); b[j] != '}'; {
+		ke := jsonscan.SkipString(b, j)
 		name := b[j+1 : ke-1]
 		if !plainRaw(name) {
 			name = []byte(decodeString(b[j:ke]))
 		}
-		v := skipWS(b, skipWS(b, ke)+1) // past the colon
+		v := jsonscan.SkipWS(b, jsonscan.SkipWS(b, ke)+1) // past the colon
 		c.members = append(c.members, member{name: name, val: v})
-		j = skipWS(b, c.end(v))
+		j = jsonscan.SkipWS(b, c.end(v))
 		if b[j] == ',' {
-			j = skipWS(b, j+1)
+			j = jsonscan.SkipWS(b, j+1)
 		}
 	}
 	ms := c.members[base:]
@@ -662,41 +664,4 @@ func (c *canon) writeString(s string) {
 	}
 	c.write(s[start:])
 	c.out = append(c.out, '"')
-}
-
-// skipWS returns the offset of the first byte at or after i that is not
-// JSON whitespace.
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the offset just past the string whose opening quote is
-// at b[i].
-func skipString(b []byte, i int) int {
-	i++
-	for {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return len(b) // unreachable on valid JSON
-		}
-		// The quote closes the string unless it is escaped, that is
-		// preceded by an odd number of backslashes.
-		j := i + q
-		n := 0
-		for k := j - 1; k >= i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return j + 1
-		}
-		i = j + 1
-	}
 }
