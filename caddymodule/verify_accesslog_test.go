@@ -46,6 +46,7 @@ func TestVerifyTokenNotInAccessLog(t *testing.T) {
 			allow_bearer
 		}
 		hook_normalize ave_tracking
+		respond 201
 	}
 }
 `)
