@@ -13,6 +13,42 @@ import (
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
+// childSite is a Caddy run as a child process by the kill -9 tests: its
+// directory (queue and data), admin address and HTTP port on loopback.
+type childSite struct {
+	dir, adminAddr string
+	port           int
+}
+
+func newChildSite(t *testing.T) childSite {
+	return childSite{dir: t.TempDir(), adminAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), port: testutil.FreePort(t)}
+}
+
+// caddyfile is a config with an embedded queue in the site's directory
+// (hookrelay holds more lines of the hookrelay option) and one route
+// /ave made of the directives in route.
+func (c childSite) caddyfile(hookrelay, route string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	skip_install_trust
+	hookrelay {
+		storage embedded %s
+		%s
+	}
+}
+
+:%d {
+	bind 127.0.0.1
+	route /ave {
+		%s
+	}
+}
+`, c.adminAddr, filepath.Join(c.dir, "queue"), hookrelay, c.port, route)
+}
+
+func (c childSite) url() string { return fmt.Sprintf("http://127.0.0.1:%d/ave", c.port) }
+
 // TestKill9UnderLoadLosesNoAcceptedEvent runs Caddy as a child process,
 // posts distinct guides from several senders while the destination is
 // down, kills Caddy with SIGKILL in the middle of it, restarts it on the
@@ -48,23 +84,8 @@ func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
 		return http.StatusServiceUnavailable, nil
 	})
 
-	dir := t.TempDir()
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	port := testutil.FreePort(t)
-	caddyfile := fmt.Sprintf(`{
-	admin %s
-	auto_https off
-	skip_install_trust
-	hookrelay {
-		storage embedded %s
-		%s
-	}
-}
-
-:%d {
-	bind 127.0.0.1
-	route /ave {
-		hook_verify {
+	ch := newChildSite(t)
+	caddyfile := ch.caddyfile(syncLine, fmt.Sprintf(`hook_verify {
 			secret %s
 			algorithms HS256
 		}
@@ -78,11 +99,8 @@ func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
 			retry {
 				schedule 100ms 250ms 500ms
 			}
-		}
-	}
-}
-`, adminAddr, filepath.Join(dir, "queue"), syncLine, port, verifySecret, s.URL)
-	url := fmt.Sprintf("http://127.0.0.1:%d/ave", port)
+		}`, verifySecret, s.URL))
+	dir, adminAddr, url := ch.dir, ch.adminAddr, ch.url()
 
 	c := testutil.StartCaddy(t, bin, dir, adminAddr, caddyfile)
 
@@ -230,22 +248,8 @@ func TestRecoveryAfterKill9TakesSeconds(t *testing.T) {
 		return http.StatusServiceUnavailable, nil, nil
 	})
 	t.Cleanup(func() { close(release) })
-	dir := t.TempDir()
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	port := testutil.FreePort(t)
-	caddyfile := fmt.Sprintf(`{
-	admin %s
-	auto_https off
-	skip_install_trust
-	hookrelay {
-		storage embedded %s
-	}
-}
-
-:%d {
-	bind 127.0.0.1
-	route /ave {
-		hook_normalize ave_tracking
+	ch := newChildSite(t)
+	caddyfile := ch.caddyfile("", fmt.Sprintf(`hook_normalize ave_tracking
 		hook_relay {
 			topic shipments/tracking
 			to %s/hooks {
@@ -254,11 +258,8 @@ func TestRecoveryAfterKill9TakesSeconds(t *testing.T) {
 			retry {
 				schedule 1s
 			}
-		}
-	}
-}
-`, adminAddr, filepath.Join(dir, "queue"), port, s.URL)
-	url := fmt.Sprintf("http://127.0.0.1:%d/ave", port)
+		}`, s.URL))
+	dir, adminAddr, url := ch.dir, ch.adminAddr, ch.url()
 	c := testutil.StartCaddy(t, bin, dir, adminAddr, caddyfile)
 	for i := 0; i < events; i += 10 {
 		status, body, _, err := post(url, nil, testutil.AvePayload(guideIDs(fmt.Sprintf("R%03d", i), 10)...))
