@@ -264,8 +264,22 @@ func (e *Engine) Close() error {
 		}()
 	}
 	wg.Wait()
-	e.stopping.Wait()
+	// Workers a reload replaced may still be finishing attempts: give
+	// them the same grace, then cancel what is left (their attempts run
+	// under the engine's context).
+	stopped := make(chan struct{})
+	go func() {
+		e.stopping.Wait()
+		close(stopped)
+	}()
+	t := time.NewTimer(e.grace)
+	select {
+	case <-stopped:
+	case <-t.C:
+	}
+	t.Stop()
 	e.cancel()
+	<-stopped
 	e.q.close()
 	return nil
 }
