@@ -131,7 +131,7 @@ var engines = caddy.NewUsagePool()
 type pooledEngine struct {
 	*relay.Engine
 	tokens  *authcache.Cache
-	storage relay.Storage
+	storage relay.QueueConfig
 }
 
 // Destruct stops the engine when the last config using it is gone.
@@ -155,7 +155,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		eng, err := relay.Open(relay.Options{
-			Storage:  st,
+			Queue:    st,
 			Logger:   caddy.Log().Named("hookrelay"),
 			Observer: deliveryObserver{},
 		})
@@ -185,8 +185,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-func (a *App) storage() relay.Storage {
-	st := relay.Storage{
+func (a *App) storage() relay.QueueConfig {
+	st := relay.QueueConfig{
 		SyncAlways:          a.SyncAlways,
 		SyncInterval:        time.Duration(a.SyncInterval),
 		DedupeWindow:        time.Duration(a.DedupeWindow),

@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 // The collectors are created once and registered with every config's
@@ -83,10 +85,10 @@ func observeEnqueued(n int) { eventsEnqueued.Add(float64(n)) }
 // deliveryObserver feeds the engine's attempts into the metrics.
 type deliveryObserver struct{}
 
-func (deliveryObserver) Attempt(dest, outcome string, took time.Duration) {
-	deliveryAttempts.WithLabelValues(dest, outcome).Inc()
+func (deliveryObserver) Attempt(dest string, outcome relay.Outcome, took time.Duration) {
+	deliveryAttempts.WithLabelValues(dest, outcome.String()).Inc()
 	attemptSeconds.WithLabelValues(dest).Observe(took.Seconds())
-	if outcome == "dead_letter" {
+	if outcome == relay.OutcomeDeadLetter {
 		deadLetters.WithLabelValues(dest).Inc()
 	}
 }

@@ -54,7 +54,7 @@ func deadLetterFromMsg(m *jetstream.RawStreamMsg) DeadLetter {
 }
 
 // storeDeadLetter stores m in the dead-letter stream. The stream is
-// bounded (Storage.DeadLetterMaxBytes) and drops its oldest messages to
+// bounded (QueueConfig.DeadLetterMaxBytes) and drops its oldest messages to
 // make room; dropped is told how many this store pushed out, read from
 // the stream's count before and after (on a cluster, concurrent stores of
 // other nodes can blur it).

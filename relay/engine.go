@@ -39,7 +39,7 @@ const HeaderEvent = "Hookrelay-Event"
 var ErrUnavailable = errors.New("the queue cannot store the event right now")
 
 // ErrFull is returned by Enqueue when the deliveries waiting take
-// Storage.MaxBytes or more; it wraps ErrUnavailable, since the sender's
+// QueueConfig.MaxBytes or more; it wraps ErrUnavailable, since the sender's
 // retry succeeds once they drain.
 var ErrFull = fmt.Errorf("%w: the queue is full (its queue limit is reached)", ErrUnavailable)
 
@@ -61,7 +61,7 @@ const messageHeadroom = 4 << 10
 
 // Options configures an Engine.
 type Options struct {
-	Storage Storage
+	Queue QueueConfig
 	// Logger receives the engine's logs; nil means no logs.
 	Logger *zap.Logger
 	// HTTPClient sends deliveries; nil means a client that follows no
@@ -88,9 +88,9 @@ type Options struct {
 // outcome ("delivered", "retry" or "dead_letter") and how long it took.
 // It must be fast and safe for concurrent use.
 type Observer interface {
-	Attempt(destination, outcome string, took time.Duration)
+	Attempt(destination string, outcome Outcome, took time.Duration)
 	// DeadLettersDropped is told that n of the oldest dead letters were
-	// dropped to make room for a new one (Storage.DeadLetterMaxBytes).
+	// dropped to make room for a new one (QueueConfig.DeadLetterMaxBytes).
 	DeadLettersDropped(n uint64)
 }
 
@@ -141,7 +141,7 @@ func Open(opts Options) (*Engine, error) {
 		log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	q, err := openQueue(ctx, opts.Storage, log)
+	q, err := openQueue(ctx, opts.Queue, log)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -222,17 +222,17 @@ func (e *Engine) deadLettersDropped(n uint64) {
 	}
 }
 
-// Storage returns the storage the engine was opened with, defaults
+// QueueConfig returns the queue configuration the engine was opened with, defaults
 // applied.
-func (e *Engine) Storage() Storage { return e.q.settings() }
+func (e *Engine) QueueConfig() QueueConfig { return e.q.settings() }
 
 // Reconfigure applies a later configuration's storage settings to the
-// running queue, which must be the same store (the same Storage.Key).
+// running queue, which must be the same store (the same QueueConfig.Key).
 // The dedupe window, the dead-letter retention and the number of
 // replicas are stream settings and are updated in place. The fsync
 // settings (SyncAlways, SyncInterval) belong to the embedded server and
 // take effect at its next start; restartNeeded reports that they differ.
-func (e *Engine) Reconfigure(ctx context.Context, st Storage) (restartNeeded bool, err error) {
+func (e *Engine) Reconfigure(ctx context.Context, st QueueConfig) (restartNeeded bool, err error) {
 	// The workers update streams and consumers under consumerMu too.
 	e.consumerMu.Lock()
 	defer e.consumerMu.Unlock()

@@ -70,8 +70,8 @@ func (rc *receiver) count() int {
 
 func openEngine(t *testing.T, opts Options) *Engine {
 	t.Helper()
-	if opts.Storage.Dir == "" && len(opts.Storage.URLs) == 0 {
-		opts.Storage.Dir = t.TempDir()
+	if opts.Queue.Dir == "" && len(opts.Queue.URLs) == 0 {
+		opts.Queue.Dir = t.TempDir()
 	}
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
@@ -431,7 +431,7 @@ func TestEnqueueDedupesResends(t *testing.T) {
 
 func TestReconfigureUpdatesStreams(t *testing.T) {
 	dir := t.TempDir()
-	e := openEngine(t, Options{Storage: Storage{Dir: dir}})
+	e := openEngine(t, Options{Queue: QueueConfig{Dir: dir}})
 	ctx := context.Background()
 	streams := func() (dedupe, retention time.Duration) {
 		t.Helper()
@@ -449,7 +449,7 @@ func TestReconfigureUpdatesStreams(t *testing.T) {
 		t.Fatalf("defaults: dedupe %v, retention %v", d, r)
 	}
 
-	restart, err := e.Reconfigure(ctx, Storage{Dir: dir, DedupeWindow: time.Hour, DeadLetterRetention: 48 * time.Hour})
+	restart, err := e.Reconfigure(ctx, QueueConfig{Dir: dir, DedupeWindow: time.Hour, DeadLetterRetention: 48 * time.Hour})
 	if err != nil || restart {
 		t.Fatalf("Reconfigure: restart %v, err %v", restart, err)
 	}
@@ -459,10 +459,10 @@ func TestReconfigureUpdatesStreams(t *testing.T) {
 
 	// A single server cannot hold 3 replicas: refused, and the settings
 	// in force stay, so workers keep creating consumers with them.
-	if _, err := e.Reconfigure(ctx, Storage{Dir: dir, Replicas: 3, DedupeWindow: 2 * time.Hour}); err == nil {
+	if _, err := e.Reconfigure(ctx, QueueConfig{Dir: dir, Replicas: 3, DedupeWindow: 2 * time.Hour}); err == nil {
 		t.Fatal("3 replicas on the embedded server: no error")
 	}
-	if st := e.Storage(); st.Replicas != 1 || st.DedupeWindow != time.Hour {
+	if st := e.QueueConfig(); st.Replicas != 1 || st.DedupeWindow != time.Hour {
 		t.Fatalf("a refused reconfigure changed the settings: %+v", st)
 	}
 	if d, _ := streams(); d != time.Hour {
@@ -470,7 +470,7 @@ func TestReconfigureUpdatesStreams(t *testing.T) {
 	}
 
 	// The fsync settings belong to the running server.
-	restart, err = e.Reconfigure(ctx, Storage{Dir: dir, SyncAlways: true, DedupeWindow: time.Hour, DeadLetterRetention: 48 * time.Hour})
+	restart, err = e.Reconfigure(ctx, QueueConfig{Dir: dir, SyncAlways: true, DedupeWindow: time.Hour, DeadLetterRetention: 48 * time.Hour})
 	if err != nil || !restart {
 		t.Fatalf("sync change: restart %v, err %v", restart, err)
 	}

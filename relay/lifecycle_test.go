@@ -199,7 +199,7 @@ func TestMessagesOfADeadNodeComeBackQuickly(t *testing.T) {
 func BenchmarkStatusWithParkedRetries(b *testing.B) {
 	for _, parked := range []int{0, 200_000} {
 		b.Run("parked="+strconv.Itoa(parked), func(b *testing.B) {
-			e, err := Open(Options{Storage: Storage{Dir: b.TempDir()}})
+			e, err := Open(Options{Queue: QueueConfig{Dir: b.TempDir()}})
 			if err != nil {
 				b.Fatal(err)
 			}

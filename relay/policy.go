@@ -66,19 +66,19 @@ func jitter(d time.Duration) time.Duration {
 type Outcome int
 
 const (
-	// Delivered: the destination answered 2xx.
-	Delivered Outcome = iota
-	// Retry: a transient failure; try again later.
-	Retry
-	// Dead: a permanent failure; dead-letter now.
-	Dead
+	// OutcomeDelivered: the destination answered 2xx.
+	OutcomeDelivered Outcome = iota
+	// OutcomeRetry: a transient failure; try again later.
+	OutcomeRetry
+	// OutcomeDeadLetter: a permanent failure; dead-letter now.
+	OutcomeDeadLetter
 )
 
 func (o Outcome) String() string {
 	switch o {
-	case Delivered:
+	case OutcomeDelivered:
 		return "delivered"
-	case Retry:
+	case OutcomeRetry:
 		return "retry"
 	default:
 		return "dead_letter"
@@ -90,20 +90,20 @@ func (o Outcome) String() string {
 func (p RetryPolicy) classify(status int) Outcome {
 	switch {
 	case status >= 200 && status < 300:
-		return Delivered
+		return OutcomeDelivered
 	case status == 0, status == http.StatusRequestTimeout, status == http.StatusTooEarly,
 		status == http.StatusTooManyRequests, status >= 500:
-		return Retry
+		return OutcomeRetry
 	case status == http.StatusGone:
-		return Dead
+		return OutcomeDeadLetter
 	case status >= 400 && status < 500:
 		if p.RetryOn4xx {
-			return Retry
+			return OutcomeRetry
 		}
-		return Dead
+		return OutcomeDeadLetter
 	default:
 		// 1xx or 3xx: redirects are not followed; a failure, retried.
-		return Retry
+		return OutcomeRetry
 	}
 }
 

@@ -45,8 +45,8 @@ const (
 	HeaderReason      = "Hookrelay-Reason"
 )
 
-// Storage says where the queue lives.
-type Storage struct {
+// QueueConfig says where the queue lives and how it keeps what it stores.
+type QueueConfig struct {
 	// URLs of an existing NATS cluster. Empty means embedded: a JetStream
 	// server runs inside the process, reached over an in-process
 	// connection, with no port opened.
@@ -93,22 +93,22 @@ type Storage struct {
 }
 
 // DefaultDeadLetterMaxBytes is the dead letters' bound unless
-// Storage.DeadLetterMaxBytes says otherwise.
+// QueueConfig.DeadLetterMaxBytes says otherwise.
 const DefaultDeadLetterMaxBytes = 1 << 30
 
 // Embedded reports whether the storage is the embedded server.
-func (s Storage) Embedded() bool { return len(s.URLs) == 0 }
+func (s QueueConfig) Embedded() bool { return len(s.URLs) == 0 }
 
 // Key identifies the store: two configurations with the same key share
 // one queue.
-func (s Storage) Key() string {
+func (s QueueConfig) Key() string {
 	if s.Embedded() {
 		return "embedded:" + s.Dir
 	}
 	return "nats:" + strings.Join(s.URLs, ",")
 }
 
-func (s Storage) withDefaults() Storage {
+func (s QueueConfig) withDefaults() QueueConfig {
 	if s.Replicas <= 0 {
 		s.Replicas = 1
 		if !s.Embedded() {
@@ -138,7 +138,7 @@ const EmbeddedMaxPayload = 64 << 20
 // queue is the JetStream connection and the streams hookrelay uses.
 type queue struct {
 	mu      sync.Mutex // guards storage
-	storage Storage
+	storage QueueConfig
 	srv     *server.Server // nil when external
 	nc      *nats.Conn
 	closing atomic.Bool
@@ -146,7 +146,7 @@ type queue struct {
 	log     *zap.Logger
 }
 
-func openQueue(ctx context.Context, st Storage, log *zap.Logger) (*queue, error) {
+func openQueue(ctx context.Context, st QueueConfig, log *zap.Logger) (*queue, error) {
 	st = st.withDefaults()
 	q := &queue{storage: st, log: log}
 	var opts []nats.Option
@@ -263,7 +263,7 @@ func (q *queue) ensureStreams(ctx context.Context) error {
 }
 
 // createStreams creates or updates both streams with st's settings.
-func (q *queue) createStreams(ctx context.Context, st Storage) error {
+func (q *queue) createStreams(ctx context.Context, st QueueConfig) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	// MaxBytes is enforced by Enqueue, not by the stream: a stream with
@@ -301,7 +301,7 @@ func (q *queue) createStreams(ctx context.Context, st Storage) error {
 }
 
 // settings returns the storage settings in force.
-func (q *queue) settings() Storage {
+func (q *queue) settings() QueueConfig {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.storage
@@ -312,7 +312,7 @@ func (q *queue) settings() Storage {
 // them only once the streams took them. It reports whether the fsync
 // settings, which belong to the embedded server and cannot change while
 // it runs, differ.
-func (q *queue) reconfigure(ctx context.Context, st Storage) (restartNeeded bool, err error) {
+func (q *queue) reconfigure(ctx context.Context, st QueueConfig) (restartNeeded bool, err error) {
 	st = st.withDefaults()
 	next := q.settings()
 	restartNeeded = next.Embedded() && (st.SyncAlways != next.SyncAlways || st.SyncInterval != next.SyncInterval)

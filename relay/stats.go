@@ -44,9 +44,9 @@ type Outcomes struct {
 
 func (o *Outcomes) add(out Outcome, n uint64) {
 	switch out {
-	case Delivered:
+	case OutcomeDelivered:
 		o.Delivered += n
-	case Retry:
+	case OutcomeRetry:
 		o.Retry += n
 	default:
 		o.DeadLetter += n
@@ -172,7 +172,7 @@ func (s *destStats) record(out Outcome, status int, errText string) {
 		b.slot, b.counts = slot, Outcomes{}
 	}
 	b.counts.add(out, 1)
-	if out == Delivered {
+	if out == OutcomeDelivered {
 		errText = ""
 	}
 	s.last = Attempt{At: now, Outcome: out.String(), Status: status, Error: errText}

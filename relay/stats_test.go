@@ -13,13 +13,13 @@ import (
 func TestDestStatsRecentWindow(t *testing.T) {
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	s := newDestStats(func() time.Time { return now })
-	s.record(Retry, 503, "HTTP 503 Service Unavailable") // 09:00:00, out of the window at the end
+	s.record(OutcomeRetry, 503, "HTTP 503 Service Unavailable") // 09:00:00, out of the window at the end
 	now = now.Add(time.Minute)
-	s.record(Delivered, 200, "HTTP 200 OK")
+	s.record(OutcomeDelivered, 200, "HTTP 200 OK")
 	now = now.Add(3 * time.Minute)
-	s.record(Dead, 404, "HTTP 404 Not Found")
+	s.record(OutcomeDeadLetter, 404, "HTTP 404 Not Found")
 	now = now.Add(50 * time.Second)
-	s.record(Delivered, 204, "")
+	s.record(OutcomeDelivered, 204, "")
 	now = now.Add(20 * time.Second) // 09:05:10
 
 	var st DestinationStatus
@@ -41,7 +41,7 @@ func TestDestStatsRecentWindow(t *testing.T) {
 	// few attempts.
 	now = now.Add(time.Hour)
 	for i := 0; i < 3*numRecentAttempts; i++ {
-		s.record(Retry, 500+i, "")
+		s.record(OutcomeRetry, 500+i, "")
 	}
 	now = now.Add(RecentWindow)
 	st = DestinationStatus{}

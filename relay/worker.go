@@ -424,7 +424,7 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 		out, err := d.Transform(body)
 		if err != nil {
 			if w.e.obs != nil {
-				w.e.obs.Attempt(d.Name, Dead.String(), 0)
+				w.e.obs.Attempt(d.Name, OutcomeDeadLetter, 0)
 			}
 			w.deadLetter(msg, d, id, attempt, firstSeen, 0, "transform: "+err.Error(), "transform_failed", log)
 			return
@@ -443,7 +443,7 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 	}
 	outcome := d.Retry.classify(res.status)
 	if res.err != nil {
-		outcome = Retry
+		outcome = OutcomeRetry
 	}
 	log.Debug("delivery attempt",
 		zap.Int("status", res.status),
@@ -454,18 +454,18 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 	observe := func(o Outcome) {
 		stats.record(o, res.status, statusError(res))
 		if w.e.obs != nil {
-			w.e.obs.Attempt(d.Name, o.String(), time.Since(start))
+			w.e.obs.Attempt(d.Name, o, time.Since(start))
 		}
 	}
 	switch outcome {
-	case Delivered:
-		observe(Delivered)
+	case OutcomeDelivered:
+		observe(OutcomeDelivered)
 		w.failures.Store(0)
 		if err := msg.Ack(); err != nil {
 			log.Debug("ack failed; the message may be delivered again", zap.Error(err))
 		}
-	case Dead:
-		observe(Dead)
+	case OutcomeDeadLetter:
+		observe(OutcomeDeadLetter)
 		w.failures.Store(0)
 		reason := "permanent_failure"
 		if res.status == http.StatusGone {
@@ -475,15 +475,15 @@ func (w *destWorker) handle(msg jetstream.Msg) {
 		if res.status == http.StatusGone {
 			w.markGone(log)
 		}
-	case Retry:
+	case OutcomeRetry:
 		w.failures.Add(1)
 		delay, ok := d.Retry.nextDelay(attempt, firstSeen, time.Now(), res.retryAfter, res.hasRA)
 		if !ok {
-			observe(Dead)
+			observe(OutcomeDeadLetter)
 			w.deadLetter(msg, d, id, attempt, firstSeen, res.status, statusError(res), "max_age", log)
 			return
 		}
-		observe(Retry)
+		observe(OutcomeRetry)
 		w.retryLater(msg, d, id, attempt, firstSeen, delay, log)
 	}
 }

@@ -120,7 +120,7 @@ func TestStorageNATSMutualTLS(t *testing.T) {
 
 	dst := newSink(t)
 	eng, err := relay.Open(relay.Options{
-		Storage: relay.Storage{
+		Queue: relay.QueueConfig{
 			URLs:     []string{"nats://127.0.0.1:" + strconv.Itoa(opts.Port)},
 			Replicas: 1,
 			TLSCA:    pki.ca,
