@@ -46,9 +46,13 @@ func newTestCache(t testing.TB) *Cache {
 }
 
 func newClockCache(t testing.TB) (*Cache, *fakeClock) {
-	c := newTestCache(t)
+	t.Helper()
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	c.now = clk.Now
+	c, err := NewCache(0, nil, WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
 	return c, clk
 }
 

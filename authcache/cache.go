@@ -42,7 +42,7 @@ type Cache struct {
 	mu     sync.Mutex
 	closed atomic.Bool
 
-	// now is the clock deciding when a cached token is due for refresh; tests replace it.
+	// now is the clock deciding when a cached token is due for refresh (see WithClock).
 	now func() time.Time
 
 	fetches, fetchErrors, hits, misses atomic.Uint64
@@ -68,11 +68,27 @@ type Stats struct {
 	Misses uint64
 }
 
+// Option configures a Cache made by NewCache.
+type Option func(*Cache)
+
+// WithClock makes the Cache read the time from now instead of time.Now when it decides whether a
+// cached token is due for refresh (OAuthConfig.RefreshBefore) and when it dates a token request.
+// It is meant for tests. Cached tokens also leave memory once their time to live has passed by the
+// wall clock, so a clock running behind the wall clock does not keep a token longer. now must be
+// safe for concurrent use; nil means time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *Cache) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
 // NewCache returns a Cache holding at most maxTokens tokens (0 means DefaultMaxTokens), which sends
 // token requests with client. A nil client means a client with its own copy of
 // http.DefaultTransport that does not follow redirects (a 3xx answer fails the token request).
 // Each token request is bounded by OAuthConfig.Timeout, not by the client's Timeout.
-func NewCache(maxTokens int64, client *http.Client) (*Cache, error) {
+func NewCache(maxTokens int64, client *http.Client, opts ...Option) (*Cache, error) {
 	if maxTokens < 0 {
 		return nil, fmt.Errorf("authcache: max tokens must not be negative, got %d", maxTokens)
 	}
@@ -94,13 +110,17 @@ func NewCache(maxTokens int64, client *http.Client) (*Cache, error) {
 		return nil, fmt.Errorf("authcache: creating token cache: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Cache{
+	c := &Cache{
 		tokens: tokens,
 		client: client,
 		ctx:    ctx,
 		cancel: cancel,
 		now:    time.Now,
-	}, nil
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
 }
 
 func defaultClient() *http.Client {
