@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -127,17 +126,6 @@ func AvePayload(ids ...string) []byte {
 		guides[i] = AveGuide(id)
 	}
 	return []byte(`{"tipo":"json","body":[` + strings.Join(guides, ",") + `]}`)
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Post sends body to url with headers and returns the status and body.
