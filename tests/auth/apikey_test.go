@@ -32,6 +32,10 @@ func TestAPIKeyHeadersAndParams(t *testing.T) {
 
 	postAve(t, "apikey-1", "apikey-2")
 	testutil.WaitFor(t, 20*time.Second, "two deliveries", func() bool { return dest.Count() == 2 })
+	settled(t, "apikey")
+	if n := dest.Count(); n != 2 {
+		t.Fatalf("destination got %d requests, want 2", n)
+	}
 
 	for i, r := range dest.Got() {
 		for name, want := range map[string]string{

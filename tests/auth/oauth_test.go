@@ -48,7 +48,7 @@ func TestOAuth2ServerClientCredentials(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			as := newOAuth2Server(t, clientID, clientSecret)
+			as := testutil.NewOAuth2Server(t, clientID, clientSecret)
 
 			type seen struct {
 				auth, clientID string
@@ -57,7 +57,7 @@ func TestOAuth2ServerClientCredentials(t *testing.T) {
 			var mu sync.Mutex
 			var got []seen
 			dest := testutil.NewReceiver(t, func(_ int, r *http.Request, _ []byte) (int, http.Header, []byte) {
-				ti, err := as.srv.ValidationBearerToken(r)
+				ti, err := as.Auth.ValidationBearerToken(r)
 				s := seen{auth: r.Header.Get("Authorization"), err: err}
 				if err == nil {
 					s.clientID = ti.GetClientID()
@@ -84,6 +84,7 @@ func TestOAuth2ServerClientCredentials(t *testing.T) {
 			testutil.WaitFor(t, 20*time.Second, "the delivery", func() bool {
 				return attempts(t, name, "delivered") == 1
 			})
+			settled(t, name)
 
 			mu.Lock()
 			defer mu.Unlock()
@@ -100,7 +101,7 @@ func TestOAuth2ServerClientCredentials(t *testing.T) {
 			if g.clientID != clientID {
 				t.Fatalf("token issued to %q, want %q", g.clientID, clientID)
 			}
-			if n := as.tokenRequests(); n != 1 {
+			if n := as.TokenRequests(); n != 1 {
 				t.Fatalf("%d token requests, want 1", n)
 			}
 		})

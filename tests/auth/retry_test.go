@@ -2,7 +2,6 @@ package auth
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -35,6 +34,7 @@ func TestRejectedTokenRefreshedInSameAttempt(t *testing.T) {
 
 	postAve(t, "reject-1")
 	testutil.WaitFor(t, 20*time.Second, "the delivery", func() bool { return attempts(t, destName, "delivered") == 1 })
+	settled(t, destName)
 
 	got := dest.Got()
 	if len(got) != 2 {
@@ -95,9 +95,10 @@ func TestTokenEndpointDownRetries(t *testing.T) {
 
 	t.Run("closed port", func(t *testing.T) {
 		const destName = "token-closed"
-		// A port that was free a moment ago: nothing listens there until the test starts the
-		// token endpoint on it.
-		addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+		// A port the test holds without listening: connections are refused until the test
+		// starts the token endpoint on it, and nothing else can take it meanwhile.
+		closed := testutil.ClosedPort(t)
+		addr := closed.Addr
 		dest := testutil.NewReceiver(t, nil)
 		startCaddy(t, fmt.Sprintf(`
 			to %s/hook {
@@ -116,16 +117,12 @@ func TestTokenEndpointDownRetries(t *testing.T) {
 			t.Fatalf("destination contacted %d times without a token", n)
 		}
 
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Skipf("the token endpoint's port was taken meanwhile: %v", err)
-		}
 		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"access_token":"closed-port-token","expires_in":3600}`))
 		}))
 		ts.Listener.Close()
-		ts.Listener = l
+		ts.Listener = closed.Listen(t)
 		ts.Start()
 		t.Cleanup(ts.Close)
 
