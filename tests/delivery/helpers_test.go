@@ -23,13 +23,16 @@ import (
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
-// The in-process Caddy of this package: its admin port and the one HTTP
-// port its configs listen on (this package owns 3010 and 9180-9199).
-const (
-	adminPort = 3010
-	adminURL  = "http://localhost:3010"
-	httpPort  = 9180
-	baseURL   = "http://127.0.0.1:9180"
+// caddyAt is the in-process Caddy of this package (it owns 3010 and 9180-9199; 9543 for the
+// https_port its configs never use).
+var caddyAt = testutil.InProcess{AdminPort: 3010, HTTPPort: httpPort, HTTPSPort: 9543}
+
+// httpPort is the one HTTP port the package's configs listen on.
+const httpPort = 9180
+
+var (
+	adminURL = caddyAt.AdminURL()
+	baseURL  = caddyAt.BaseURL()
 )
 
 // Secrets used by every config of this package.
@@ -43,7 +46,7 @@ const (
 var baseDir string
 
 func TestMain(m *testing.M) {
-	testutil.RunIsolated(m, func(dir string) { baseDir = dir }, unloadAll)
+	testutil.RunIsolated(m, func(dir string) { baseDir = dir }, func() { _ = caddyAt.Unload() })
 }
 
 // queueDir returns a fresh queue directory for one test.
@@ -56,27 +59,16 @@ func queueDir(t *testing.T) string {
 	return dir
 }
 
-// newTester returns a caddytest tester on this package's admin port.
-func newTester(t *testing.T) *caddytest.Tester {
-	t.Helper()
-	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
-		AdminPort:          adminPort,
-		LoadRequestTimeout: 30 * time.Second,
-		TestRequestTimeout: 15 * time.Second,
-	})
-}
-
 // globalOptions is the global block every config of this package starts
 // with; hookrelay holds the lines of the hookrelay option besides storage.
 func globalOptions(dir string, hookrelay ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n\tadmin localhost:%d\n\thttp_port %d\n\thttps_port 9543\n\tauto_https off\n\tskip_install_trust\n", adminPort, httpPort)
 	fmt.Fprintf(&b, "\thookrelay {\n\t\tstorage embedded %s\n", dir)
 	for _, l := range hookrelay {
 		fmt.Fprintf(&b, "\t\t%s\n", l)
 	}
-	b.WriteString("\t}\n}\n")
-	return b.String()
+	b.WriteString("\t}")
+	return caddyAt.Globals(b.String())
 }
 
 // load runs config in the in-process Caddy (a reload when one is running)
@@ -84,26 +76,18 @@ func globalOptions(dir string, hookrelay ...string) string {
 // queue is closed before the next test starts its own.
 func load(t *testing.T, tc *caddytest.Tester, config string) {
 	t.Helper()
-	t.Cleanup(unloadAll)
-	tc.InitServer(config, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	caddyAt.Load(t, tc, config)
 	counters.Start(t)
 }
 
 // counters reads the in-process Caddy's metrics test by test.
 var counters = testutil.NewCounters(adminURL)
 
-// unloadAll loads a config with the admin endpoint only; the hookrelay
-// app of the previous config is stopped and its queue closed.
-func unloadAll() {
-	cfg := fmt.Sprintf(`{"admin":{"listen":"localhost:%d"}}`, adminPort)
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post(adminURL+"/load", "application/json", strings.NewReader(cfg))
-	if err == nil {
-		resp.Body.Close()
-	}
+// settled waits until the queue holds nothing more for dest: no attempt
+// can follow.
+func settled(t *testing.T, dest string) {
+	t.Helper()
+	testutil.WaitSettled(t, adminURL, dest, 30*time.Second)
 }
 
 // signedHeader returns the inbound signature header for one request.

@@ -21,7 +21,7 @@ import (
 // official library), the custom header and param.
 func TestSignedAveEventIsDeliveredNormalizedAndSigned(t *testing.T) {
 	s := newSink(t, nil)
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	load(t, tc, globalOptions(queueDir(t))+fmt.Sprintf(`
 :%d {
 	route /ave {
@@ -114,7 +114,7 @@ func TestSignedAveEventIsDeliveredNormalizedAndSigned(t *testing.T) {
 // hook_normalize: the raw JSON body becomes the data of one event.
 func TestRawModeRelaysTheBodyAsOneEvent(t *testing.T) {
 	s := newSink(t, nil)
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	load(t, tc, globalOptions(queueDir(t))+fmt.Sprintf(`
 :%d {
 	hook_relay /raw {

@@ -80,7 +80,7 @@ func proofOf(t *testing.T, d delivery) []byte {
 // over NATS's default 1 MB max payload got 503 on every retry.
 func TestLargeProofOfDeliveryIsDelivered(t *testing.T) {
 	s := newSink(t, nil)
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	cfg := strings.Replace(relayConfig(queueDir(t), []string{to(s.URL+"/hooks", "pod")}),
 		"hook_normalize ave_tracking", "hook_normalize ave_tracking {\n\t\t\tmax_body 20MB\n\t\t}", 1)
 	load(t, tc, cfg)
@@ -118,7 +118,9 @@ func natsServer(t *testing.T) string {
 		t.Fatal("nats server did not start")
 	}
 	t.Cleanup(func() {
-		unloadAll()
+		if err := caddyAt.Unload(); err != nil {
+			t.Errorf("unloading the config: %v", err)
+		}
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
@@ -126,8 +128,8 @@ func natsServer(t *testing.T) string {
 }
 
 func natsConfig(url string, site string) string {
-	return fmt.Sprintf("{\n\tadmin localhost:%d\n\thttp_port %d\n\thttps_port 9543\n\tauto_https off\n\tskip_install_trust\n"+
-		"\thookrelay {\n\t\tstorage nats %s {\n\t\t\treplicas 1\n\t\t}\n\t}\n}\n\n:%d {\n%s\n}\n", adminPort, httpPort, url, httpPort, site)
+	return caddyAt.Globals(fmt.Sprintf("\thookrelay {\n\t\tstorage nats %s {\n\t\t\treplicas 1\n\t\t}\n\t}", url)) +
+		fmt.Sprintf("\n:%d {\n%s\n}\n", httpPort, site)
 }
 
 // On a queue whose servers take at most 1 MB per message, an event that
@@ -136,7 +138,7 @@ func natsConfig(url string, site string) string {
 func TestEventLargerThanTheQueueIs413(t *testing.T) {
 	url := natsServer(t)
 	s := newSink(t, nil)
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	load(t, tc, natsConfig(url, fmt.Sprintf(`	route /ave {
 		hook_verify {
 			secret %s
@@ -212,19 +214,22 @@ func TestFullQueueAnswers503WithRetryAfter(t *testing.T) {
 			return http.StatusServiceUnavailable, nil
 		}
 	})
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	dir := queueDir(t)
 	cfg := strings.Replace(relayConfig(dir, []string{to(s.URL+"/hooks", "slow")}, "schedule 200ms"),
 		"storage embedded "+dir, "storage embedded "+dir+"\n\t\tqueue_limit 64KB", 1)
 	load(t, tc, cfg)
 
+	// The queue's size is read about every half second: post until the
+	// answer changes, with a deadline rather than a pace.
 	accepted := 0
 	var status int
 	var resp []byte
 	var hdr http.Header
-	for i := 0; i < 2000; i++ {
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
 		var err error
-		status, resp, hdr, err = post(baseURL+"/ave", signedHeader(t), testutil.AvePayload(fmt.Sprintf("FULL-%04d", i)))
+		status, resp, hdr, err = post(baseURL+"/ave", signedHeader(t), testutil.AvePayload(fmt.Sprintf("FULL-%05d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +237,6 @@ func TestFullQueueAnswers503WithRetryAfter(t *testing.T) {
 			break
 		}
 		accepted++
-		time.Sleep(2 * time.Millisecond) // let the size be read
 	}
 	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(string(resp), `"title":"Service Unavailable"`) {
 		t.Fatalf("after %d accepted: %d %s (Retry-After %q), want 503 with Retry-After", accepted, status, resp, hdr.Get("Retry-After"))
@@ -254,7 +258,7 @@ func TestFullQueueAnswers503WithRetryAfter(t *testing.T) {
 // and logged, and ingress keeps answering 201.
 func TestDeadLettersAreBounded(t *testing.T) {
 	s := newSink(t, func(int, delivery) (int, http.Header) { return http.StatusBadRequest, nil })
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	dir := queueDir(t)
 	cfg := strings.Replace(relayConfig(dir, []string{to(s.URL+"/hooks", "refuses")}),
 		"storage embedded "+dir, "storage embedded "+dir+"\n\t\tdead_letter_limit 32KB", 1)

@@ -67,7 +67,7 @@ func TestReloadMidDeliveryLosesNothing(t *testing.T) {
 			[]string{to(s.URL, "reload_dest", "header X-Config "+version, "workers 4")},
 			"schedule 50ms")
 	}
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	load(t, tc, config("v1"))
 	servers := embeddedServers(t)
 	if len(servers) != 1 {
@@ -129,7 +129,7 @@ func TestReloadAppliesStreamSettings(t *testing.T) {
 		base := relayConfig(dir, []string{to(s.URL, "settings_dest")})
 		return strings.Replace(base, globalOptions(dir), globalOptions(dir, lines...), 1)
 	}
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	load(t, tc, config())
 	servers := embeddedServers(t)
 	streamSetting(t, dir, "HOOKRELAY_OUT", "duplicate_window", 10*time.Minute)

@@ -15,20 +15,9 @@ import (
 // never 201, so the sender retries.
 func TestIngressAnswers503WhenTheQueueCannotStore(t *testing.T) {
 	s := newSink(t, nil)
-	closedPort := testutil.FreePort(t)
-	config := fmt.Sprintf(`{
-	admin localhost:%d
-	http_port %d
-	https_port 9543
-	auto_https off
-	skip_install_trust
-	hookrelay {
-		storage nats nats://127.0.0.1:%d {
-			replicas 1
-		}
-	}
-}
-
+	// Refuses connections for the whole test: no NATS server can start there.
+	closed := testutil.ClosedPort(t)
+	config := caddyAt.Globals(fmt.Sprintf("\thookrelay {\n\t\tstorage nats nats://%s {\n\t\t\treplicas 1\n\t\t}\n\t}", closed.Addr)) + fmt.Sprintf(`
 :%d {
 	route /ave {
 		hook_verify {
@@ -50,8 +39,8 @@ func TestIngressAnswers503WhenTheQueueCannotStore(t *testing.T) {
 		}
 	}
 }
-`, adminPort, httpPort, closedPort, httpPort, verifySecret, s.URL, s.URL)
-	load(t, newTester(t), config)
+`, httpPort, verifySecret, s.URL, s.URL)
+	load(t, caddyAt.NewTester(t), config)
 	const created201 = `hookrelay_ingress_requests_total{code="201"}`
 	before := metric(t, created201)
 
