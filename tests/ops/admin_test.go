@@ -11,7 +11,7 @@ import (
 )
 
 func TestAdminDeadLettersAndReplay(t *testing.T) {
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	erp := newSink(t, failFirst(3))
 	load(t, tc, config(t, queueDir(t), []dest{{name: "erp", url: erp.URL}}, ""))
 
@@ -75,6 +75,7 @@ func TestAdminDeadLettersAndReplay(t *testing.T) {
 		t.Fatalf("replayed %d, want 1", rep.Replayed)
 	}
 	testutil.WaitFor(t, 15*time.Second, "the replayed delivery", func() bool { return erp.Count() == 4 })
+	settled(t, "erp")
 	if got := erp.idsReceived()[one.EventID]; got != 2 {
 		t.Errorf("event %s received %d times, want 2", one.EventID, got)
 	}
@@ -93,6 +94,10 @@ func TestAdminDeadLettersAndReplay(t *testing.T) {
 		t.Fatalf("replayed %d, want 2", rep.Replayed)
 	}
 	testutil.WaitFor(t, 15*time.Second, "the replayed deliveries", func() bool { return erp.Count() == 6 })
+	settled(t, "erp")
+	if n := erp.Count(); n != 6 {
+		t.Errorf("%d deliveries, want 6", n)
+	}
 	for id, n := range erp.idsReceived() {
 		if n != 2 {
 			t.Errorf("event %s received %d times, want 2", id, n)
@@ -104,7 +109,7 @@ func TestAdminDeadLettersAndReplay(t *testing.T) {
 }
 
 func TestAdminPauseResume(t *testing.T) {
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	erp, bi := newSink(t, nil), newSink(t, nil)
 	load(t, tc, config(t, queueDir(t), []dest{{name: "erp", url: erp.URL}, {name: "bi", url: bi.URL}}, ""))
 
@@ -147,7 +152,7 @@ func TestAdminPauseResume(t *testing.T) {
 }
 
 func TestAdminBadRequests(t *testing.T) {
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	erp := newSink(t, nil)
 	load(t, tc, config(t, queueDir(t), []dest{{name: "erp", url: erp.URL}}, ""))
 

@@ -33,7 +33,7 @@ func hookrelayCLI(t *testing.T, args ...string) (string, error) {
 }
 
 func TestCLIStatusAndReplay(t *testing.T) {
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	erp := newSink(t, failFirst(1))
 	bi := newSink(t, nil)
 	load(t, tc, config(t, queueDir(t), []dest{{name: "erp", url: erp.URL}, {name: "bi", url: bi.URL}}, ""))
@@ -77,7 +77,9 @@ func TestCLIStatusAndReplay(t *testing.T) {
 		!strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "no running destination has that name") {
 		t.Errorf("pause nope = %v\n%s", err, out)
 	}
-	if out, err := hookrelayCLI(t, "status", "--address", "localhost:9499"); err == nil || !strings.Contains(err.Error(), "localhost:9499") {
+	// An address that refuses connections for the whole test.
+	nothing := testutil.ClosedPort(t).Addr
+	if out, err := hookrelayCLI(t, "status", "--address", nothing); err == nil || !strings.Contains(err.Error(), nothing) {
 		t.Errorf("status against nothing = %v\n%s", err, out)
 	}
 
@@ -87,6 +89,7 @@ func TestCLIStatusAndReplay(t *testing.T) {
 		t.Fatalf("replay %d: %v\n%s", dl.ID, err, out)
 	}
 	testutil.WaitFor(t, 15*time.Second, "the replayed delivery", func() bool { return erp.Count() == 2 })
+	settled(t, "erp")
 	if n := erp.idsReceived()[dl.EventID]; n != 2 {
 		t.Errorf("event received %d times, want 2", n)
 	}

@@ -82,7 +82,7 @@ func text(t *testing.T, ctx context.Context, css string) string {
 
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := browser(t)
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	// erp refuses every odd attempt: each new event is dead-lettered, and
 	// its replay is delivered.
 	erp := newSink(t, func(n int) int {
@@ -123,6 +123,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("clicking replay: %v", err)
 	}
 	testutil.WaitFor(t, 15*time.Second, "the replayed delivery", func() bool { return erp.Count() == 2 })
+	settled(t, "erp")
 	if n := erp.idsReceived()[dl.EventID]; n != 2 {
 		t.Errorf("event received %d times, want 2", n)
 	}
@@ -144,7 +145,7 @@ func TestDashboardInBrowser(t *testing.T) {
 }
 
 func TestDashboardHTTP(t *testing.T) {
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	erp := newSink(t, nil)
 	load(t, tc, config(t, queueDir(t), []dest{{name: "erp", url: erp.URL}}, dashboardSite))
 	page := baseURL + "/status"

@@ -15,7 +15,7 @@ import (
 // untried, the admin API, the CLI and the metrics say so, and resuming
 // clears the mark and delivers what waited.
 func TestGoneDestinationIsPausedUntilResumed(t *testing.T) {
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	var gone atomic.Bool
 	gone.Store(true)
 	app := newSink(t, func(int) int {

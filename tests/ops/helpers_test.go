@@ -23,17 +23,22 @@ import (
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
-// The in-process Caddy of this package: its admin port and the HTTP port
-// its configs listen on (this package owns 3040 and 9480-9499).
+// caddyAt is the in-process Caddy of this package (it owns 3040 and
+// 9480-9499; 9843 for the https_port its configs never use).
+var caddyAt = testutil.InProcess{AdminPort: 3040, HTTPPort: httpPort, HTTPSPort: 9843}
+
 const (
-	adminPort = 3040
-	adminAddr = "localhost:3040"
-	adminURL  = "http://localhost:3040"
-	httpPort  = 9480
-	baseURL   = "http://127.0.0.1:9480"
+	// httpPort is the HTTP port the package's configs listen on.
+	httpPort = 9480
 	// hookPath is where every config of this package takes webhooks.
 	hookPath = "/hook"
 	topic    = "shipments/tracking"
+)
+
+var (
+	adminAddr = caddyAt.AdminAddr()
+	adminURL  = caddyAt.AdminURL()
+	baseURL   = caddyAt.BaseURL()
 )
 
 // baseDir holds every test's queue directory; it is removed after the
@@ -53,23 +58,14 @@ func queueDir(t *testing.T) string {
 	return dir
 }
 
-func newTester(t *testing.T) *caddytest.Tester {
-	t.Helper()
-	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
-		AdminPort:          adminPort,
-		LoadRequestTimeout: 30 * time.Second,
-		TestRequestTimeout: 15 * time.Second,
-	})
-}
-
 // config returns a Caddyfile with this package's global options, a fresh
 // queue, and a site on httpPort that relays hookPath (Ave tracking) to
 // the destinations and serves site, more directives for the site.
 func config(t testing.TB, dir string, dests []dest, site string) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n\tadmin %s\n\thttp_port %d\n\thttps_port 9843\n\tauto_https off\n\tskip_install_trust\n", adminAddr, httpPort)
-	fmt.Fprintf(&b, "\thookrelay {\n\t\tstorage embedded %s\n\t}\n}\n\n", dir)
+	b.WriteString(caddyAt.Globals(fmt.Sprintf("\thookrelay {\n\t\tstorage embedded %s\n\t}", dir)))
+	b.WriteString("\n")
 	fmt.Fprintf(&b, ":%d {\n\troute %s {\n\t\thook_normalize ave_tracking\n\t\thook_relay {\n\t\t\ttopic %s\n", httpPort, hookPath, topic)
 	for _, d := range dests {
 		fmt.Fprintf(&b, "\t\t\tto %s {\n\t\t\t\tname %s\n", d.url, d.name)
@@ -94,21 +90,17 @@ type dest struct {
 // when the test ends, unloads it so its queue closes before the next test.
 func load(t *testing.T, tc *caddytest.Tester, cfg string) {
 	t.Helper()
-	t.Cleanup(unloadAll)
-	tc.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	caddyAt.Load(t, tc, cfg)
 }
 
 // unloadAll loads a config with the admin endpoint only.
-func unloadAll() {
-	cfg := fmt.Sprintf(`{"admin":{"listen":"localhost:%d"}}`, adminPort)
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post(adminURL+"/load", "application/json", strings.NewReader(cfg))
-	if err == nil {
-		resp.Body.Close()
-	}
+func unloadAll() { _ = caddyAt.Unload() }
+
+// settled waits until the queue holds nothing more for dest: no attempt
+// can follow.
+func settled(t testing.TB, dest string) {
+	t.Helper()
+	testutil.WaitSettled(t, adminURL, dest, 30*time.Second)
 }
 
 var httpClient = &http.Client{Timeout: 20 * time.Second}

@@ -29,7 +29,7 @@ const (
 )
 
 func TestMetricsKeepCountingAcrossReload(t *testing.T) {
-	tc := newTester(t)
+	tc := caddyAt.NewTester(t)
 	tokens := testutil.NewReceiver(t, func(int, *http.Request, []byte) (int, http.Header, []byte) {
 		return http.StatusOK, http.Header{"Content-Type": {"application/json"}}, []byte(`{"access_token":"tok-1","expires_in":3600}`)
 	})
