@@ -105,10 +105,7 @@ func TestClusterSurvivesNATSServerLoss(t *testing.T) {
 	defer stop()
 	testutil.WaitFor(t, 60*time.Second, "100 webhooks stored before the failure", func() bool { return s.ackedCount() >= 100 })
 
-	victim := c.streamLeader()
-	if victim < 0 {
-		victim = 0
-	}
+	victim := c.waitStreamLeader()
 	c.shutdown(victim)
 	atLoss := s.ackedCount()
 	t.Logf("shut down nats server %d (stream leader) after %d 201s", victim+1, atLoss)

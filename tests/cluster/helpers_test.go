@@ -166,6 +166,19 @@ func (c *natsCluster) streamLeader() int {
 	return -1
 }
 
+// waitStreamLeader returns the index of the server leading the outgoing
+// stream, failing the test when none leads it within 30 seconds: a test
+// that means to take the leader down must not take down another server.
+func (c *natsCluster) waitStreamLeader() int {
+	c.t.Helper()
+	leader := -1
+	testutil.WaitFor(c.t, 30*time.Second, "a leader of the stream HOOKRELAY_OUT", func() bool {
+		leader = c.streamLeader()
+		return leader >= 0
+	})
+	return leader
+}
+
 // urls are the client URLs of the three servers.
 func (c *natsCluster) urls() []string {
 	out := make([]string, len(c.nodes))

@@ -98,7 +98,7 @@ func TestStorageNATSMutualTLS(t *testing.T) {
 	opts := &server.Options{
 		ServerName: "hr-tls",
 		Host:       "127.0.0.1",
-		Port:       testutil.FreePort(t),
+		Port:       server.RANDOM_PORT, // the OS assigns it; read back below
 		JetStream:  true,
 		StoreDir:   filepath.Join(dir, "js"),
 		TLS:        true,
@@ -118,10 +118,12 @@ func TestStorageNATSMutualTLS(t *testing.T) {
 		t.Fatal("nats server did not start")
 	}
 
+	port := srv.Addr().(*net.TCPAddr).Port
+
 	dst := newSink(t)
 	eng, err := relay.Open(relay.Options{
 		Queue: relay.QueueConfig{
-			URLs:     []string{"nats://127.0.0.1:" + strconv.Itoa(opts.Port)},
+			URLs:     []string{"nats://127.0.0.1:" + strconv.Itoa(port)},
 			Replicas: 1,
 			TLSCA:    pki.ca,
 			TLSCert:  pki.clientCert,
