@@ -102,16 +102,3 @@ func holdPort(t testing.TB, reuse bool) *held {
 	})
 	return h
 }
-
-// Hanging returns the address of a listener the test holds that never
-// accepts: a connection to it is made (the kernel completes the handshake)
-// but nothing ever answers, so a client waits until its own timeout.
-func Hanging(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l.Addr().String()
-}
