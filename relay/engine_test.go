@@ -224,9 +224,9 @@ func TestPermanentFailureDeadLettersAtOnce(t *testing.T) {
 			if dl.EventID != ev.ID || dl.Destination != "strict" || dl.Attempts != 1 || dl.LastStatus != status {
 				t.Errorf("dead letter = %+v", dl)
 			}
-			wantReason := "permanent_failure"
+			wantReason := ReasonPermanentFailure
 			if status == http.StatusGone {
-				wantReason = "gone"
+				wantReason = ReasonGone
 			}
 			if dl.Reason != wantReason {
 				t.Errorf("reason = %q, want %q", dl.Reason, wantReason)
