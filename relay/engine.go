@@ -1,16 +1,3 @@
-// Package relay is hookrelay's engine, free of Caddy: the durable queue
-// (NATS JetStream, embedded or clustered), the delivery workers, retry
-// policy, dead letters and outbound signing.
-//
-// One message is stored per (event, destination) on the subject
-// hookrelay.out.<destination> of a work-queue stream. Each destination has
-// one durable pull consumer and its own pool of workers, so a slow or dead
-// destination never holds others back. A failed attempt is retried on the
-// destination's schedule: short delays with NakWithDelay, long ones by
-// acknowledging the message and re-publishing it as a scheduled message,
-// so that thousands of waiting retries do not sit in a consumer's pending
-// set. Exhausted or permanently failed messages move to a dead-letter
-// stream with their last status and error.
 package relay
 
 import (
