@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/hookrelay/hookrelay/destination"
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 func init() {
@@ -590,8 +591,8 @@ func (h *Call) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 // parseDestination parses a 'to' block. It checks syntax, and the URL
-// with the rule of the destination package so that a bad one is reported
-// at its line; the other rules are checked when the config is
+// with relay's rule so that a bad one is reported at its line; the other
+// rules are checked by destination.Config.Build when the config is
 // provisioned.
 func parseDestination(d *caddyfile.Dispenser) (*destination.Config, error) {
 	dest := new(destination.Config)
@@ -599,7 +600,7 @@ func parseDestination(d *caddyfile.Dispenser) (*destination.Config, error) {
 		return nil, d.Err("to needs a URL")
 	}
 	dest.URL = d.Val()
-	if destination.CheckURL(dest.URL) != nil {
+	if relay.CheckURL(dest.URL) != nil {
 		return nil, d.Errf("to: %q is not an absolute http(s) URL", dest.URL)
 	}
 	if d.NextArg() {

@@ -39,24 +39,19 @@ func (rc *RetryConfig) Policy() (relay.RetryPolicy, error) {
 		return p, nil
 	}
 	for _, d := range rc.Schedule {
-		if d <= 0 {
-			return p, errors.New("retry delays must be positive")
-		}
 		p.Schedule = append(p.Schedule, time.Duration(d))
-	}
-	if rc.MaxAge < 0 {
-		return p, errors.New("retry max_age cannot be negative")
 	}
 	p.MaxAge = time.Duration(rc.MaxAge)
 	if err := CheckOn4xx(rc.On4xx); err != nil {
 		return p, err
 	}
 	p.RetryOn4xx = rc.On4xx == On4xxRetry
-	return p, nil
+	return p, p.Validate()
 }
 
-// Build checks the config against every rule and turns it into the
-// engine's destination: credentials built, template loaded and checked
+// Build checks the config against every rule (relay's rules of a
+// destination, then the config's own) and turns it into the engine's
+// destination, which passes relay.Destination.Validate: credentials built, template loaded and checked
 // over the sample, fields applied. Placeholders must be resolved before;
 // Build uses every value as it is.
 func (c Config) Build(env Env) (*relay.Destination, error) {
@@ -68,25 +63,22 @@ func (c Config) Build(env Env) (*relay.Destination, error) {
 		Workers:    c.Workers,
 		MaxPending: c.MaxPending,
 	}
-	if err := CheckName(d.Name); err != nil {
+	if err := relay.CheckName(d.Name); err != nil {
 		return nil, err
 	}
-	if err := CheckURL(c.URL); err != nil {
+	if err := relay.CheckURL(c.URL); err != nil {
 		return nil, err
 	}
-	if c.Timeout < 0 {
-		return nil, errors.New("timeout cannot be negative")
-	}
-	if c.Workers < 0 || c.MaxPending < 0 {
-		return nil, errors.New("workers and max_pending cannot be negative")
+	if c.Timeout < 0 || c.Workers < 0 || c.MaxPending < 0 {
+		return nil, relay.ErrNegative
 	}
 	if len(c.Headers) > 0 {
 		d.Header = make(http.Header, len(c.Headers))
 		for k, vs := range c.Headers {
-			if err := CheckHeaderName(k); err != nil {
-				return nil, err
-			}
 			for _, v := range vs {
+				if err := relay.CheckHeader(k, v); err != nil {
+					return nil, err
+				}
 				d.Header.Add(k, v)
 			}
 		}
@@ -130,7 +122,7 @@ func (ac *AuthConfig) Build(tokens *authcache.Cache) (relay.Authorizer, error) {
 			return nil, errors.New("auth api_key needs at least one header")
 		}
 		for _, kv := range ac.Headers {
-			if err := CheckHeaderName(kv.Name); err != nil {
+			if err := relay.CheckHeader(kv.Name, kv.Value); err != nil {
 				return nil, fmt.Errorf("auth api_key: %w", err)
 			}
 		}
@@ -140,7 +132,7 @@ func (ac *AuthConfig) Build(tokens *authcache.Cache) (relay.Authorizer, error) {
 		return nil, errors.New("auth oauth: no token cache to keep its tokens in")
 	}
 	for _, kv := range ac.LoginHeaders {
-		if err := CheckHeaderName(kv.Name); err != nil {
+		if err := relay.CheckHeader(kv.Name, kv.Value); err != nil {
 			return nil, fmt.Errorf("auth oauth login_header: %w", err)
 		}
 	}

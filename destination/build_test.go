@@ -86,18 +86,19 @@ func TestBuildRefuses(t *testing.T) {
 		is     error
 		substr string
 	}{
-		{"bad name", ok(func(c *Config) { c.Name = "erp.x" }), ErrName, `name "erp.x"`},
-		{"bad URL", ok(func(c *Config) { c.URL = "ftp://x/" }), ErrURL, "absolute"},
-		{"bad header name", ok(func(c *Config) { c.Headers = http.Header{"X Bad": {"v"}} }), ErrHeaderName, `"X Bad"`},
+		{"bad name", ok(func(c *Config) { c.Name = "erp.x" }), relay.ErrInvalidName, `name "erp.x"`},
+		{"bad URL", ok(func(c *Config) { c.URL = "ftp://x/" }), relay.ErrInvalidURL, "absolute"},
+		{"bad header name", ok(func(c *Config) { c.Headers = http.Header{"X Bad": {"v"}} }), relay.ErrInvalidHeader, `"X Bad"`},
+		{"bad header value", ok(func(c *Config) { c.Headers = http.Header{"X-Ok": {"a\nb"}} }), relay.ErrInvalidHeader, `"X-Ok"`},
 		{"auth type", ok(func(c *Config) { c.Auth = &AuthConfig{Type: "basic"} }), ErrAuthType, `not "basic"`},
 		{"api key without header", ok(func(c *Config) { c.Auth = &AuthConfig{Type: AuthAPIKey} }), nil, "at least one header"},
 		{"api key header name", ok(func(c *Config) {
 			c.Auth = &AuthConfig{Type: AuthAPIKey, Headers: []KeyValue{{Name: "X-Key:", Value: "v"}}}
-		}), ErrHeaderName, "auth api_key"},
+		}), relay.ErrInvalidHeader, "auth api_key"},
 		{"oauth without cache", ok(func(c *Config) { c.Auth = &AuthConfig{Type: AuthOAuth, TokenURL: "https://l/t"} }), nil, "no token cache"},
 		{"bad secret", ok(func(c *Config) { c.Secret = "not-a-whsec" }), nil, ""},
-		{"negative timeout", ok(func(c *Config) { c.Timeout = -1 }), nil, "timeout cannot be negative"},
-		{"negative workers", ok(func(c *Config) { c.Workers = -1 }), nil, "cannot be negative"},
+		{"negative timeout", ok(func(c *Config) { c.Timeout = -1 }), relay.ErrNegative, ""},
+		{"negative workers", ok(func(c *Config) { c.Workers = -1 }), relay.ErrNegative, ""},
 		{"template and file", ok(func(c *Config) { c.Template, c.TemplateFile = "{}", "x.tmpl" }), nil, "use template or template_file, not both"},
 		{"missing template file", ok(func(c *Config) { c.TemplateFile = "/nonexistent/x.tmpl" }), nil, "reading template"},
 		{"template parse error", ok(func(c *Config) { c.Template = "{{ uper . }}" }), nil, `function "uper" not defined`},
@@ -204,8 +205,8 @@ func TestRetryPolicy(t *testing.T) {
 		rc   RetryConfig
 		want string
 	}{
-		{RetryConfig{Schedule: []Duration{0}}, "retry delays must be positive"},
-		{RetryConfig{MaxAge: -1}, "max_age cannot be negative"},
+		{RetryConfig{Schedule: []Duration{0}}, "retry delay 0s"},
+		{RetryConfig{MaxAge: -1}, "retry max age"},
 		{RetryConfig{On4xx: "drop"}, `on_4xx must be dead_letter or retry, not "drop"`},
 	} {
 		if _, err := tc.rc.Policy(); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -5,30 +5,22 @@ import (
 	"fmt"
 	"net/url"
 
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/hookrelay/hookrelay/relay"
 )
 
-// The rules a destination config is held to. Each lives here once; the
-// Caddyfile parser and the Caddy glue call these functions and wrap their
-// errors, and so will the webhook API.
+// The rules of a destination's settings live once. Those of the engine's
+// destination (its name, URL, headers, the non-negative numbers and the
+// retry delays) are relay's: relay.CheckName, relay.CheckURL,
+// relay.CheckHeader and relay.RetryPolicy.Validate, with
+// relay.ErrInvalidName, relay.ErrInvalidURL, relay.ErrInvalidHeader,
+// relay.ErrNegative and relay.ErrDuplicateName. Those of the config alone
+// are here. The Caddyfile parser and the Caddy glue wrap these errors, and
+// so will the webhook API.
 var (
-	// ErrName: a destination name is 1 to 64 of A-Z a-z 0-9 _ - (see
-	// relay.ValidName), since it is a NATS subject token and a consumer
-	// name.
-	ErrName = errors.New("use 1 to 64 of A-Z a-z 0-9 _ -")
-	// ErrDuplicateName: two destinations of one config have one name.
-	ErrDuplicateName = errors.New("give each destination a distinct name")
-	// ErrURL: a destination URL is absolute http:// or https:// with a
-	// host.
-	ErrURL = errors.New("the URL must be absolute http:// or https://")
 	// ErrOn4xx: a retry policy's on_4xx is dead_letter or retry.
 	ErrOn4xx = errors.New("on_4xx must be dead_letter or retry")
 	// ErrAuthType: an auth block is of type oauth or api_key.
 	ErrAuthType = errors.New("auth type must be oauth or api_key")
-	// ErrHeaderName: a header name is an HTTP token (RFC 9110).
-	ErrHeaderName = errors.New("invalid header name")
 )
 
 // The values of RetryConfig.On4xx.
@@ -43,32 +35,15 @@ const (
 	AuthAPIKey = "api_key"
 )
 
-// CheckName checks a destination name.
-func CheckName(name string) error {
-	if !relay.ValidName(name) {
-		return fmt.Errorf("name %q: %w", name, ErrName)
-	}
-	return nil
-}
-
-// CheckNames checks that no name is used twice.
+// CheckNames checks that no name is used twice; its error wraps
+// relay.ErrDuplicateName.
 func CheckNames(names []string) error {
 	seen := make(map[string]bool, len(names))
 	for _, n := range names {
 		if seen[n] {
-			return fmt.Errorf("destination name %q is used twice; %w", n, ErrDuplicateName)
+			return fmt.Errorf("destination %q: %w; give each destination a distinct name", n, relay.ErrDuplicateName)
 		}
 		seen[n] = true
-	}
-	return nil
-}
-
-// CheckURL checks a destination URL. The error does not repeat the URL:
-// its path or query may hold a credential.
-func CheckURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return ErrURL
 	}
 	return nil
 }
@@ -90,14 +65,6 @@ func CheckAuthType(t string) error {
 		return nil
 	}
 	return fmt.Errorf("%w, not %q", ErrAuthType, t)
-}
-
-// CheckHeaderName checks the name of a header the destination sends.
-func CheckHeaderName(name string) error {
-	if !httpguts.ValidHeaderFieldName(name) {
-		return fmt.Errorf("%w %q", ErrHeaderName, name)
-	}
-	return nil
 }
 
 // DefaultName derives a destination name from its URL's host and port

@@ -2,11 +2,15 @@ package destination
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/hookrelay/hookrelay/relay"
 )
 
-func TestCheckName(t *testing.T) {
+// TestBuildNameRule: relay's name rule, through Build.
+func TestBuildNameRule(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ok   bool
@@ -21,9 +25,13 @@ func TestCheckName(t *testing.T) {
 		{"erp/*", false},
 		{"ñ", false},
 	} {
-		err := CheckName(tc.name)
-		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrName)) {
-			t.Errorf("CheckName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		_, err := Config{Name: tc.name, URL: "https://erp.example.com/"}.Build(Env{})
+		if tc.name == "" {
+			// An empty name is derived from the URL.
+			tc.ok = true
+		}
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, relay.ErrInvalidName)) {
+			t.Errorf("name %q: %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
 }
@@ -45,13 +53,15 @@ func TestCheckNames(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, ErrDuplicateName) || !strings.Contains(err.Error(), `"`+tc.dup+`" is used twice`) {
+		if !errors.Is(err, relay.ErrDuplicateName) || !strings.Contains(err.Error(), `destination "`+tc.dup+`": `) {
 			t.Errorf("CheckNames(%v) = %v, want %q used twice", tc.names, err, tc.dup)
 		}
 	}
 }
 
-func TestCheckURL(t *testing.T) {
+// TestBuildURLRule: relay's URL rule, through Build; the error does not
+// repeat the URL, whose path may hold a credential.
+func TestBuildURLRule(t *testing.T) {
 	const secret = "T000/B000/XXXXSECRET"
 	for _, tc := range []struct {
 		url string
@@ -69,9 +79,9 @@ func TestCheckURL(t *testing.T) {
 		{"mailto:ops@example.com", false},
 		{"ftp://hooks.slack.com/services/" + secret, false},
 	} {
-		err := CheckURL(tc.url)
-		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrURL)) {
-			t.Errorf("CheckURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
+		_, err := Config{Name: "d", URL: tc.url}.Build(Env{})
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, relay.ErrInvalidURL)) {
+			t.Errorf("URL %q: %v, want ok=%v", tc.url, err, tc.ok)
 		}
 		if err != nil && strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("CheckURL(%q) repeats the URL: %v", tc.url, err)
@@ -123,7 +133,9 @@ func TestCheckAuthType(t *testing.T) {
 	}
 }
 
-func TestCheckHeaderName(t *testing.T) {
+// TestBuildHeaderRule: relay's header rule, through Build, on the
+// destination's headers and on api_key headers.
+func TestBuildHeaderRule(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ok   bool
@@ -138,9 +150,14 @@ func TestCheckHeaderName(t *testing.T) {
 		{"X-Ápi", false},
 		{"(key)", false},
 	} {
-		err := CheckHeaderName(tc.name)
-		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrHeaderName)) {
-			t.Errorf("CheckHeaderName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		_, err := Config{Name: "d", URL: "https://erp.example.com/", Headers: http.Header{tc.name: {"v"}}}.Build(Env{})
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, relay.ErrInvalidHeader)) {
+			t.Errorf("header %q: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		_, err = Config{Name: "d", URL: "https://erp.example.com/", Auth: &AuthConfig{
+			Type: AuthAPIKey, Headers: []KeyValue{{Name: tc.name, Value: "k"}}}}.Build(Env{})
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, relay.ErrInvalidHeader)) {
+			t.Errorf("api_key header %q: %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
 }
