@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -124,9 +123,6 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// engines holds the running engines, one per storage, across configs.
-var engines = caddy.NewUsagePool()
-
 // pooledEngine is the durable part: queue, workers and token cache.
 type pooledEngine struct {
 	*relay.Engine
@@ -149,7 +145,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	st := a.storage()
 	a.key = st.Key()
-	val, loaded, err := engines.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+	eng, loaded, err := running.acquire(a.key, func() (*pooledEngine, error) {
 		tokens, err := authcache.NewCache(0, nil)
 		if err != nil {
 			return nil, err
@@ -169,7 +165,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.key = ""
 		return fmt.Errorf("starting the hookrelay queue: %w", err)
 	}
-	a.engine = val.(*pooledEngine)
+	a.engine = eng
 	if loaded {
 		// A reload onto the running queue: push this config's stream
 		// settings into it.
@@ -250,7 +246,7 @@ func (a *App) Start() error {
 	if err := a.engine.Apply(a, dests); err != nil {
 		return fmt.Errorf("hookrelay: %w", err)
 	}
-	setCurrentApp(a)
+	running.start(a)
 	a.log.Info("relay started", zap.Int("destinations", len(dests)), zap.Bool("embedded", a.engine.storage.Embedded()))
 	return nil
 }
@@ -258,7 +254,7 @@ func (a *App) Start() error {
 // Stop withdraws this config's destinations; if a newer config is
 // running, its destinations keep running untouched.
 func (a *App) Stop() error {
-	clearCurrentApp(a)
+	running.stop(a)
 	if a.engine != nil {
 		a.engine.Release(a)
 	}
@@ -271,43 +267,9 @@ func (a *App) Cleanup() error {
 	if a.key == "" {
 		return nil
 	}
-	_, err := engines.Delete(a.key)
+	err := running.release(a.key)
 	a.key = ""
 	return err
-}
-
-// started lists the running apps, oldest first: during a reload the old
-// and the new config overlap, and a new config that fails to start falls
-// back to the old one.
-var (
-	startedMu sync.Mutex
-	started   []*App
-)
-
-// setCurrentApp records that a started; the admin API and the metrics
-// read the most recently started app.
-func setCurrentApp(a *App) {
-	startedMu.Lock()
-	started = append(slices.DeleteFunc(started, func(x *App) bool { return x == a }), a)
-	startedMu.Unlock()
-}
-
-// clearCurrentApp records that a stopped.
-func clearCurrentApp(a *App) {
-	startedMu.Lock()
-	started = slices.DeleteFunc(started, func(x *App) bool { return x == a })
-	startedMu.Unlock()
-}
-
-// runningEngine returns the engine of the most recently started app that
-// still runs, or nil.
-func runningEngine() *pooledEngine {
-	startedMu.Lock()
-	defer startedMu.Unlock()
-	if len(started) == 0 {
-		return nil
-	}
-	return started[len(started)-1].engine
 }
 
 // Interface guards

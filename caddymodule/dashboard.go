@@ -38,7 +38,8 @@ var dashboardFiles embed.FS
 // Dashboard serves a status page of the relay: each destination's health,
 // backlog, next retry and recent outcomes, refreshed every few seconds,
 // with the dead letters and a button to replay them. It reads the running
-// engine directly, not through the admin API.
+// engine directly, not through the admin API, the way the admin API and the
+// metrics read it.
 //
 // Everything is served at the path the handler is routed to, so it works
 // under any route: the page itself; ?asset=dashboard.css and
@@ -53,7 +54,6 @@ type Dashboard struct {
 	// oldest first. Default: 20.
 	DeadLetters int `json:"dead_letters,omitempty"`
 
-	app *App
 	log *zap.Logger
 }
 
@@ -65,18 +65,15 @@ func (Dashboard) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision finds the hookrelay app.
+// Provision sets the defaults and loads the hookrelay app, so that a
+// config with a dashboard runs the relay it shows.
 func (db *Dashboard) Provision(ctx caddy.Context) error {
 	db.log = ctx.Logger()
 	if db.DeadLetters == 0 {
 		db.DeadLetters = 20
 	}
-	appVal, err := ctx.App("hookrelay")
-	if err != nil {
-		return err
-	}
-	db.app = appVal.(*App)
-	return nil
+	_, err := ctx.App("hookrelay")
+	return err
 }
 
 // Validate checks the settings.
@@ -150,7 +147,10 @@ func (db *Dashboard) serveFile(w http.ResponseWriter, r *http.Request, name stri
 func (db *Dashboard) serveState(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	eng := db.app.engine
+	eng := running.engine()
+	if eng == nil {
+		return db.jsonError(w, http.StatusServiceUnavailable, "the relay is not running")
+	}
 	stats, err := eng.Stats(ctx)
 	if err != nil {
 		db.log.Warn("reading the relay's state failed", zap.Error(err))
@@ -200,9 +200,13 @@ func (db *Dashboard) serveReplay(w http.ResponseWriter, r *http.Request) error {
 	if err := dec.Decode(&req); err != nil {
 		return db.jsonError(w, http.StatusBadRequest, `send {"ids":[...]} or {"destination":"<name>"}`)
 	}
+	eng := running.engine()
+	if eng == nil {
+		return db.jsonError(w, http.StatusServiceUnavailable, "the relay is not running")
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	n, err := replay(ctx, db.app.engine.Engine, req)
+	n, err := replay(ctx, eng.Engine, req)
 	if err != nil {
 		var ae caddy.APIError
 		if errors.As(err, &ae) && ae.HTTPStatus < 500 {
