@@ -208,16 +208,16 @@ func (a *App) storage() relay.QueueConfig {
 // Validate checks the settings.
 func (a *App) Validate() error {
 	if a.SyncInterval < 0 || a.DedupeWindow < 0 || a.DeadLetterRetention < 0 {
-		return errors.New("hookrelay: durations cannot be negative")
+		return errors.New("durations cannot be negative")
 	}
 	if a.Storage != nil && a.Storage.Replicas < 0 {
-		return errors.New("hookrelay: replicas cannot be negative")
+		return errors.New("replicas cannot be negative")
 	}
 	if a.QueueLimit < 0 || a.DeadLetterLimit < 0 {
-		return errors.New("hookrelay: queue_limit and dead_letter_limit cannot be negative")
+		return errors.New("queue_limit and dead_letter_limit cannot be negative")
 	}
 	if a.Storage != nil && a.Storage.TLS != nil && (a.Storage.TLS.Cert == "") != (a.Storage.TLS.Key == "") {
-		return errors.New("hookrelay: storage tls needs both cert and key, or neither")
+		return errors.New("storage tls needs both cert and key, or neither")
 	}
 	return nil
 }
@@ -244,7 +244,7 @@ func (a *App) Start() error {
 	dests := append([]*relay.Destination(nil), a.dests...)
 	a.mu.Unlock()
 	if err := a.engine.Apply(a, dests); err != nil {
-		return fmt.Errorf("hookrelay: %w", err)
+		return err
 	}
 	running.start(a)
 	a.log.Info("relay started", zap.Int("destinations", len(dests)), zap.Bool("embedded", a.engine.storage.Embedded()))

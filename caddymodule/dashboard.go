@@ -79,7 +79,7 @@ func (db *Dashboard) Provision(ctx caddy.Context) error {
 // Validate checks the settings.
 func (db *Dashboard) Validate() error {
 	if db.DeadLetters < 0 || db.DeadLetters > 1000 {
-		return errors.New("hook_dashboard: dead_letters must be from 1 to 1000")
+		return errors.New("dead_letters must be from 1 to 1000")
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func (n *Normalize) Provision(ctx caddy.Context) error {
 	if n.Timezone != "" {
 		loc, err := time.LoadLocation(n.Timezone)
 		if err != nil {
-			return fmt.Errorf("hook_normalize: unknown timezone %q", n.Timezone)
+			return fmt.Errorf("unknown timezone %q", n.Timezone)
 		}
 		n.opts.Location = loc
 	}
@@ -88,10 +88,10 @@ func (n *Normalize) Provision(ctx caddy.Context) error {
 // Validate checks the settings.
 func (n *Normalize) Validate() error {
 	if n.Format != "ave_tracking" {
-		return fmt.Errorf("hook_normalize: unknown format %q (supported: ave_tracking)", n.Format)
+		return fmt.Errorf("unknown format %q (supported: ave_tracking)", n.Format)
 	}
 	if n.MaxBody < 0 || n.MaxEvents < 0 {
-		return errors.New("hook_normalize: max_body and max_events cannot be negative")
+		return errors.New("max_body and max_events cannot be negative")
 	}
 	return nil
 }

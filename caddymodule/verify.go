@@ -122,20 +122,20 @@ func (v *Verify) Provision(ctx caddy.Context) error {
 	if v.Secret != "" {
 		secret := resolveSecret(v.Secret)
 		if secret == "" {
-			return errors.New("hook_verify: the secret resolved to an empty value (is its environment variable or file set?)")
+			return errors.New("the secret resolved to an empty value (is its environment variable or file set?)")
 		}
 		cfg.Secret = []byte(secret)
 	}
 	for _, pk := range v.PublicKeys {
 		pem, err := os.ReadFile(pk.File)
 		if err != nil {
-			return fmt.Errorf("hook_verify: reading public key: %w", err)
+			return fmt.Errorf("reading public key: %w", err)
 		}
 		cfg.PublicKeys = append(cfg.PublicKeys, jwtverify.PublicKey{KID: pk.KID, PEM: pem})
 	}
 	verifier, err := jwtverify.New(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("hook_verify: %w", err)
+		return err
 	}
 	v.verifier = verifier
 	return nil
@@ -160,15 +160,15 @@ func (v *Verify) config() jwtverify.Config {
 // Validate checks the settings that need no I/O.
 func (v *Verify) Validate() error {
 	if v.Secret == "" && len(v.PublicKeys) == 0 && v.JWKS == "" {
-		return errors.New("hook_verify: configure a secret, a public_key or a jwks URL")
+		return errors.New("configure a secret, a public_key or a jwks URL")
 	}
 	for _, a := range v.Algorithms {
 		if strings.EqualFold(a, "none") {
-			return errors.New(`hook_verify: the "none" algorithm is never allowed`)
+			return errors.New(`the "none" algorithm is never allowed`)
 		}
 	}
 	if err := v.config().Check(); err != nil {
-		return fmt.Errorf("hook_verify: %w", err)
+		return err
 	}
 	return nil
 }
