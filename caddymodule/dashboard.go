@@ -118,7 +118,7 @@ func (db *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	case q.Has("asset"):
 		name := q.Get("asset")
 		if name != "dashboard.css" && name != "dashboard.js" {
-			return caddyhttp.Error(http.StatusNotFound, errors.New("no such asset"))
+			return db.jsonError(w, http.StatusNotFound, "no such asset: use dashboard.css or dashboard.js")
 		}
 		return db.serveFile(w, r, name)
 	default:
@@ -133,7 +133,8 @@ func (db *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 func (db *Dashboard) serveFile(w http.ResponseWriter, r *http.Request, name string) error {
 	b, err := dashboardFiles.ReadFile("dashboard/" + name)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		db.log.Error("reading an embedded dashboard file failed", zap.String("file", name), zap.Error(err))
+		return db.jsonError(w, http.StatusInternalServerError, "the page could not be served")
 	}
 	w.Header().Set("Content-Type", mime.TypeByExtension(path.Ext(name)))
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
@@ -175,7 +176,8 @@ func (db *Dashboard) serveState(w http.ResponseWriter, r *http.Request) error {
 	}
 	body, err := json.Marshal(st)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		db.log.Error("encoding the relay's state failed", zap.Error(err))
+		return db.jsonError(w, http.StatusInternalServerError, "the state could not be encoded")
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
@@ -221,6 +223,9 @@ func (db *Dashboard) serveReplay(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// jsonError answers a failure as the admin API does, {"error": msg}: the
+// dashboard is an operator's page, whose script reads that shape, not a
+// webhook endpoint. It returns nil, so that Caddy never answers instead.
 func (db *Dashboard) jsonError(w http.ResponseWriter, status int, msg string) error {
 	body, _ := json.Marshal(map[string]string{"error": msg})
 	writeJSON(w, status, body)

@@ -183,11 +183,8 @@ func (n *Normalize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	// A handler that passes the webhook on (reverse_proxy) reads the body
 	// again.
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	tw := &writeTracker{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	if err := next.ServeHTTP(tw, req); err != nil {
-		return err
-	}
-	if !in.answered && !tw.wrote {
+	answered := serveNext(w, req, next, n.log)
+	if !in.answered && !answered {
 		// Nothing stored the events and nothing answered: answering 201
 		// would drop them silently. 500 makes the sender retry, so what
 		// it sends until the route is fixed is not lost.
@@ -217,29 +214,6 @@ func (n *Normalize) debug(msg string, status, size int) {
 	if ce := n.log.Check(zap.DebugLevel, msg); ce != nil {
 		ce.Write(zap.Int("status", status), zap.Int("body_bytes", size))
 	}
-}
-
-// writeTracker notes whether a later handler wrote a response.
-type writeTracker struct {
-	*caddyhttp.ResponseWriterWrapper
-	wrote bool
-}
-
-func (t *writeTracker) WriteHeader(status int) {
-	t.wrote = true
-	t.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (t *writeTracker) Write(b []byte) (int, error) {
-	t.wrote = true
-	return t.ResponseWriterWrapper.Write(b)
-}
-
-// ReadFrom notes a write too: the wrapper's ReadFrom (which io.Copy uses)
-// writes to the underlying writer directly.
-func (t *writeTracker) ReadFrom(r io.Reader) (int64, error) {
-	t.wrote = true
-	return t.ResponseWriterWrapper.ReadFrom(r)
 }
 
 // Interface guards

@@ -48,7 +48,11 @@ func (rc *DemoReceiver) Provision(ctx caddy.Context) error {
 func (rc *DemoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		return caddyhttp.Error(http.StatusBadRequest, err)
+		if ce := rc.log.Check(zap.DebugLevel, "demo receiver could not read a webhook"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+		writeError(w, http.StatusBadRequest, "The request body could not be read.")
+		return nil
 	}
 	var ev struct {
 		Topic string `json:"topic"`

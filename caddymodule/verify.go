@@ -210,7 +210,8 @@ func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 	}
 	caddyhttp.SetVar(r.Context(), "hook.verified", true)
-	return next.ServeHTTP(w, r)
+	serveNext(w, r, next, v.log)
+	return nil
 }
 
 // refuse answers a failed verification. A sender's bad token is logged at
