@@ -33,7 +33,9 @@ const DefaultMaxBody = 20 << 20
 // it: hook_relay stores the events and answers 201; a handler that reads
 // the body (reverse_proxy) gets it as it was sent. Normalize never answers
 // 201 itself, since it stores nothing: when nothing after it answers, the
-// route is misconfigured, and it answers 500 and logs an error.
+// route is misconfigured, and it answers 500 and logs an error. An error
+// of a handler after it that has not answered is answered in the envelope
+// with that error's status.
 type Normalize struct {
 	// Format of the payload. Supported: "ave_tracking" (Aveonline's
 	// shipping tracking events).

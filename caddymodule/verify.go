@@ -20,14 +20,16 @@ func init() {
 	caddy.RegisterModule(Verify{})
 }
 
-// Verify checks the JWT an inbound webhook carries (Aveonline's
+// Verify checks the JWT an inbound webhook carries in a header (by default
 // Ave-Hub-signature) before anything else reads the request. The token
 // header (and the Authorization header a bearer token came in) is removed
 // from the request whatever the outcome, so that neither the access log nor
 // a later handler sees the credential. A request
 // without the header, or with a token that is malformed (400) or fails
 // any check (401), is answered in the hub contract's error envelope and
-// goes no further. Verified claims become placeholders
+// goes no further; so is an error of a handler after it that has not
+// answered (502 when reverse_proxy finds no upstream, say). Verified
+// claims become placeholders
 // {http.vars.hook.claims.<name>} for later handlers and logs.
 type Verify struct {
 	// Header carries the token. Default: Ave-Hub-signature.
