@@ -166,7 +166,7 @@ func destinationState(d relay.DestinationStatus) string {
 		return "paused"
 	case d.CircuitOpen:
 		return "failing"
-	case d.LastOutcome == "retry" || d.LastOutcome == "dead_letter":
+	case d.LastOutcome == relay.OutcomeRetry || d.LastOutcome == relay.OutcomeDeadLetter:
 		return "degraded"
 	default:
 		return "ok"
@@ -175,7 +175,7 @@ func destinationState(d relay.DestinationStatus) string {
 
 func lastAttempt(d relay.DestinationStatus) string {
 	switch {
-	case d.LastOutcome == "":
+	case d.LastOutcome == 0:
 		return "-"
 	case d.LastStatus == 0:
 		return "no answer"

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/authcache"
+	"github.com/hookrelay/hookrelay/destination"
 	"github.com/hookrelay/hookrelay/relay"
 )
 
@@ -19,14 +20,14 @@ func init() {
 }
 
 // App is the hookrelay app: it owns the durable queue (NATS JetStream,
-// embedded or on an existing cluster), the delivery workers and the
-// outbound token cache. They live in a pool keyed by the storage, so a
-// config reload neither restarts the queue nor drops, duplicates or
-// stalls a delivery in flight; each new config pushes its destinations
-// into the running engine.
+// embedded or on an existing cluster) and the delivery workers, which
+// keep OAuth tokens in the cache they share with hook_call. They live in
+// a pool keyed by the storage, so a config reload neither restarts the
+// queue nor drops, duplicates or stalls a delivery in flight; each new
+// config pushes its destinations into the running engine.
 //
-// When no hookrelay app is configured but a route uses hook_relay in its
-// default (async) mode, the app runs with its defaults: the embedded queue under Caddy's data
+// When no hookrelay app is configured but a route uses hook_relay, the
+// app runs with its defaults: the embedded queue under Caddy's data
 // directory.
 type App struct {
 	// Storage says where the queue lives. Default: embedded, under
@@ -123,17 +124,20 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// pooledEngine is the durable part: queue, workers and token cache.
+// pooledEngine is the durable part: queue and workers. It holds the
+// shared outbound state (see outboundPool) while it runs, since its
+// workers' OAuth credentials keep their tokens there.
 type pooledEngine struct {
 	*relay.Engine
-	tokens  *authcache.Cache
+	tokens  *authcache.Cache // the outbound state's token cache
 	storage relay.QueueConfig
 }
 
-// Destruct stops the engine when the last config using it is gone.
+// Destruct stops the engine when the last config using it is gone, then
+// gives back its hold on the outbound state.
 func (p *pooledEngine) Destruct() error {
-	p.tokens.Close()
-	return p.Engine.Close()
+	err := p.Engine.Close()
+	return errors.Join(err, releaseOutbound())
 }
 
 // Provision opens (or joins) the engine for the configured storage.
@@ -146,7 +150,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	st := a.storage()
 	a.key = st.Key()
 	eng, loaded, err := running.acquire(a.key, func() (*pooledEngine, error) {
-		tokens, err := authcache.NewCache(0, nil)
+		out, err := acquireOutbound()
 		if err != nil {
 			return nil, err
 		}
@@ -156,10 +160,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 			Observer: deliveryObserver{},
 		})
 		if err != nil {
-			tokens.Close()
+			_ = releaseOutbound()
 			return nil, err
 		}
-		return &pooledEngine{Engine: eng, tokens: tokens, storage: st}, nil
+		return &pooledEngine{Engine: eng, tokens: out.tokens, storage: st}, nil
 	})
 	if err != nil {
 		a.key = ""
@@ -227,12 +231,15 @@ func (a *App) Validate() error {
 func (a *App) register(dests []*relay.Destination) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.dests)+len(dests))
+	for _, d := range a.dests {
+		names = append(names, d.Name)
+	}
 	for _, d := range dests {
-		for _, have := range a.dests {
-			if have.Name == d.Name {
-				return fmt.Errorf("destination name %q is used twice; give each 'to' a distinct name", d.Name)
-			}
-		}
+		names = append(names, d.Name)
+	}
+	if err := destination.CheckNames(names); err != nil {
+		return err
 	}
 	a.dests = append(a.dests, dests...)
 	return nil

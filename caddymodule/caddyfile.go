@@ -12,6 +12,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/hookrelay/hookrelay/destination"
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 func init() {
@@ -19,11 +22,14 @@ func init() {
 	httpcaddyfile.RegisterHandlerDirective("hook_verify", parseVerify)
 	httpcaddyfile.RegisterHandlerDirective("hook_normalize", parseNormalize)
 	httpcaddyfile.RegisterHandlerDirective("hook_relay", parseRelay)
-	// Each lands just before respond, after the previous one, so the
-	// three run in this order outside a route block too.
+	httpcaddyfile.RegisterHandlerDirective("hook_call", parseCall)
+	// Each lands just before respond, after the previous one, so they
+	// run in this order outside a route block too: hook_verify, then
+	// hook_normalize, then hook_relay or hook_call.
 	httpcaddyfile.RegisterDirectiveOrder("hook_verify", httpcaddyfile.Before, "respond")
 	httpcaddyfile.RegisterDirectiveOrder("hook_normalize", httpcaddyfile.Before, "respond")
 	httpcaddyfile.RegisterDirectiveOrder("hook_relay", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("hook_call", httpcaddyfile.Before, "respond")
 }
 
 // parseGlobalOption sets up the hookrelay app from the global option:
@@ -374,7 +380,7 @@ func parseSizeArg(d *caddyfile.Dispenser) (int64, error) {
 }
 
 func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	r := new(Relay)
+	r := new(RelayHandler)
 	err := r.UnmarshalCaddyfile(h.Dispenser)
 	return r, err
 }
@@ -382,12 +388,9 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
 //	hook_relay {
-//	    mode async|sync                  # default async
-//	    topic <topic>                    # required in async mode
-//	    max_body <size>                  # raw and sync mode; default 20MB
-//	    response_secret <whsec_...>      # sync: signs the answers
-//	    allow_unauthenticated            # sync: forward callers no earlier handler authenticated (dangerous)
-//	    to <url> {                       # repeatable; exactly one in sync mode
+//	    topic <topic>                    # required
+//	    max_body <size>                  # raw bodies; default 20MB
+//	    to <url> {                       # repeatable
 //	        name <name>
 //	        header <name> <value>        # repeatable
 //	        param <name> <value>         # repeatable
@@ -399,10 +402,6 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	        sample <file>
 //	        fields <path>...
 //	        custom_fields <path>...
-//	        response_template <file> | `<inline template>`        # sync
-//	        error_response_template <file> | `<inline template>`  # sync
-//	        response_sample <file>                                # sync
-//	        error_response_sample <file>                          # sync
 //	        auth oauth {
 //	            token_url <url>
 //	            login_header <name> <value>
@@ -419,35 +418,19 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	            header <name> <value>
 //	        }
 //	    }
-//	    retry {                          # async mode only
+//	    retry {
 //	        schedule <duration>...       # last step repeats
 //	        max_age <duration>
 //	        on_4xx dead_letter|retry
 //	    }
 //	}
 //
-// In async mode (the default) each event is stored, answered 201 and
-// delivered in the background, with retries; template reshapes the
-// delivered body, checked over sample (default: a normalized ave_tracking
-// event), and fields/custom_fields keep only those paths of it.
-//
-// In sync mode (DEUNA's dynamic webhooks) the request's JSON body is
-// forwarded at once to the single destination with its auth, headers,
-// params, secret and timeout; nothing is stored or retried and no queue is
-// started. A 2xx JSON reply is rendered through response_template (reply
-// as .result, the request as .request, as in {{ .result.uuid }}), keeps
-// fields/custom_fields, and is answered 200. A non-2xx or failed exchange
-// is rendered through error_response_template (.result the error body or
-// null, .status, .error) and answered with the destination's 4xx status,
-// 502 when it failed or 504 when it timed out. Without templates the
-// reply's JSON is passed through. response_template is checked at load
-// over response_sample (DEUNA's response_data) with sample as .request;
-// error_response_template over an unreachable destination and
-// error_response_sample. With response_secret every answer carries a
-// Standard Webhooks signature. A sync route answers 401 to a caller that
-// no earlier handler authenticated (hook_verify, basic_auth), unless
-// allow_unauthenticated says that is intended.
-func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+// Each event is stored, answered 201 and delivered in the background,
+// with retries; template reshapes the delivered body, checked over sample
+// (default: a normalized ave_tracking event), and fields/custom_fields
+// keep only those paths of it. A synchronous call that answers with the
+// destination's reply is hook_call.
+func (h *RelayHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
@@ -458,22 +441,8 @@ func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.Topic) {
 				return d.ArgErr()
 			}
-		case "mode":
-			if !d.AllArgs(&h.Mode) {
-				return d.ArgErr()
-			}
-			if h.Mode != ModeAsync && h.Mode != ModeSync {
-				return d.Errf("mode must be async or sync, not %q", h.Mode)
-			}
-		case "response_secret":
-			if !d.AllArgs(&h.ResponseSecret) {
-				return d.ArgErr()
-			}
-		case "allow_unauthenticated":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.AllowUnauthenticated = true
+		case "mode", "response_secret", "allow_unauthenticated":
+			return d.Errf("hook_relay has no %s option: a synchronous call answered with the destination's reply is the hook_call directive (see docs/call.md)", d.Val())
 		case "max_body":
 			size, err := parseSizeArg(d)
 			if err != nil {
@@ -499,13 +468,139 @@ func (h *Relay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func parseDestination(d *caddyfile.Dispenser) (*Destination, error) {
-	dest := new(Destination)
+func parseCall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	c := new(Call)
+	err := c.UnmarshalCaddyfile(h.Dispenser)
+	return c, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_call {
+//	    topic <topic>                    # optional
+//	    max_body <size>                  # default 20MB
+//	    response_secret <whsec_...>      # signs the answers
+//	    allow_unauthenticated            # forward callers no earlier handler authenticated (dangerous)
+//	    to <url> {                       # exactly one
+//	        name <name>
+//	        header <name> <value>        # repeatable
+//	        param <name> <value>         # repeatable
+//	        timeout <duration>
+//	        secret <whsec_...>           # Standard Webhooks signature
+//	        auth oauth|api_key { ... }   # as in hook_relay
+//	    }
+//	    sample <file>                    # a sample of the caller's body
+//	    response_template <file> | `<inline template>`
+//	    response_sample <file>
+//	    error_response_template <file> | `<inline template>`
+//	    error_response_sample <file>
+//	    fields <path>...
+//	    custom_fields <path>...
+//	}
+//
+// The request's JSON body is forwarded at once to the destination with its
+// auth, headers, params, secret and timeout; nothing is stored or retried
+// and no queue is started. A 2xx JSON reply is rendered through
+// response_template (reply as .result, the request as .request, as in
+// {{ .result.uuid }}), keeps fields/custom_fields, and is answered 200. A
+// non-2xx or failed exchange is rendered through error_response_template
+// (.result the error body or null, .status, .error) and answered with the
+// destination's 4xx status, 502 when it failed or 504 when it timed out.
+// Without templates the reply's JSON is passed through. response_template
+// is checked at load over response_sample (DEUNA's response_data) with
+// sample as .request; error_response_template over an unreachable
+// destination and error_response_sample. With response_secret every
+// answer carries a Standard Webhooks signature. hook_call answers 401 to
+// a caller that no earlier handler authenticated (hook_verify,
+// basic_auth), unless allow_unauthenticated says that is intended.
+func (h *Call) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "topic":
+			if !d.AllArgs(&h.Topic) {
+				return d.ArgErr()
+			}
+		case "response_secret":
+			if !d.AllArgs(&h.ResponseSecret) {
+				return d.ArgErr()
+			}
+		case "allow_unauthenticated":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.AllowUnauthenticated = true
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxBody = size
+		case "to":
+			if h.Destination != nil {
+				return d.Err("hook_call calls one destination; use one 'to'")
+			}
+			dest, err := parseDestination(d)
+			if err != nil {
+				return err
+			}
+			h.Destination = dest
+		case "sample":
+			if !d.AllArgs(&h.Sample) {
+				return d.ArgErr()
+			}
+		case "response_template", "error_response_template":
+			var t string
+			if !d.AllArgs(&t) {
+				return d.ArgErr()
+			}
+			inline, file := templateArg(t)
+			if opt == "response_template" {
+				h.ResponseTemplate, h.ResponseTemplateFile = inline, file
+			} else {
+				h.ErrorResponseTemplate, h.ErrorResponseTemplateFile = inline, file
+			}
+		case "response_sample":
+			if !d.AllArgs(&h.ResponseSample) {
+				return d.ArgErr()
+			}
+		case "error_response_sample":
+			if !d.AllArgs(&h.ErrorResponseSample) {
+				return d.ArgErr()
+			}
+		case "fields", "custom_fields":
+			f := d.RemainingArgs()
+			if len(f) == 0 {
+				return d.ArgErr()
+			}
+			if opt == "fields" {
+				h.Fields = append(h.Fields, f...)
+			} else {
+				h.CustomFields = append(h.CustomFields, f...)
+			}
+		case "retry":
+			return d.Err("hook_call retries nothing; remove the retry block")
+		default:
+			return d.Errf("unknown hook_call option %q", opt)
+		}
+	}
+	return nil
+}
+
+// parseDestination parses a 'to' block. It checks syntax, and the URL
+// with relay's rule so that a bad one is reported at its line; the other
+// rules are checked by destination.Config.Build when the config is
+// provisioned.
+func parseDestination(d *caddyfile.Dispenser) (*destination.Config, error) {
+	dest := new(destination.Config)
 	if !d.NextArg() {
 		return nil, d.Err("to needs a URL")
 	}
 	dest.URL = d.Val()
-	if u, err := url.Parse(dest.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if relay.CheckURL(dest.URL) != nil {
 		return nil, d.Errf("to: %q is not an absolute http(s) URL", dest.URL)
 	}
 	if d.NextArg() {
@@ -540,7 +635,7 @@ func parseDestination(d *caddyfile.Dispenser) (*Destination, error) {
 			if err != nil {
 				return nil, err
 			}
-			dest.Timeout = dur
+			dest.Timeout = destination.Duration(dur)
 		case "secret":
 			if !d.AllArgs(&dest.Secret) {
 				return nil, d.ArgErr()
@@ -565,13 +660,7 @@ func parseDestination(d *caddyfile.Dispenser) (*Destination, error) {
 			if !d.AllArgs(&t) {
 				return nil, d.ArgErr()
 			}
-			// A backquoted token that spans lines or holds template
-			// actions is the template itself; otherwise it names a file.
-			if strings.ContainsAny(t, "\n{") {
-				dest.Template = t
-			} else {
-				dest.TemplateFile = t
-			}
+			dest.Template, dest.TemplateFile = templateArg(t)
 		case "sample":
 			if !d.AllArgs(&dest.Sample) {
 				return nil, d.ArgErr()
@@ -588,26 +677,8 @@ func parseDestination(d *caddyfile.Dispenser) (*Destination, error) {
 				return nil, d.ArgErr()
 			}
 			dest.CustomFields = append(dest.CustomFields, f...)
-		case "response_template", "error_response_template":
-			opt := d.Val()
-			var t string
-			if !d.AllArgs(&t) {
-				return nil, d.ArgErr()
-			}
-			inline, file := templateArg(t)
-			if opt == "response_template" {
-				dest.ResponseTemplate, dest.ResponseTemplateFile = inline, file
-			} else {
-				dest.ErrorResponseTemplate, dest.ErrorResponseTemplateFile = inline, file
-			}
-		case "response_sample":
-			if !d.AllArgs(&dest.ResponseSample) {
-				return nil, d.ArgErr()
-			}
-		case "error_response_sample":
-			if !d.AllArgs(&dest.ErrorResponseSample) {
-				return nil, d.ArgErr()
-			}
+		case "response_template", "error_response_template", "response_sample", "error_response_sample":
+			return nil, d.Errf("%s is an option of hook_call, beside its 'to' block, not inside it (see docs/call.md)", d.Val())
 		case "auth":
 			ac, err := parseAuth(d)
 			if err != nil {
@@ -621,16 +692,16 @@ func parseDestination(d *caddyfile.Dispenser) (*Destination, error) {
 	return dest, nil
 }
 
-func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
-	ac := new(AuthConfig)
+func parseAuth(d *caddyfile.Dispenser) (*destination.AuthConfig, error) {
+	ac := new(destination.AuthConfig)
 	if !d.AllArgs(&ac.Type) {
 		return nil, d.Err("auth needs a type: oauth or api_key")
 	}
-	if ac.Type != "oauth" && ac.Type != "api_key" {
-		return nil, d.Errf("auth type must be oauth or api_key, not %q", ac.Type)
+	if err := destination.CheckAuthType(ac.Type); err != nil {
+		return nil, d.Err(err.Error())
 	}
-	pair := func() (KeyValue, error) {
-		var kv KeyValue
+	pair := func() (destination.KeyValue, error) {
+		var kv destination.KeyValue
 		if !d.AllArgs(&kv.Name, &kv.Value) {
 			return kv, d.ArgErr()
 		}
@@ -638,7 +709,7 @@ func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
-		if ac.Type == "api_key" && opt != "header" {
+		if ac.Type == destination.AuthAPIKey && opt != "header" {
 			return nil, d.Errf("unknown auth api_key option %q (only header)", opt)
 		}
 		switch opt {
@@ -685,25 +756,25 @@ func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
 			if err != nil {
 				return nil, err
 			}
-			ac.DefaultTTL = dur
+			ac.DefaultTTL = destination.Duration(dur)
 		case "refresh_before":
 			dur, err := parseDurationArg(d)
 			if err != nil {
 				return nil, err
 			}
-			ac.RefreshBefore = dur
+			ac.RefreshBefore = destination.Duration(dur)
 		default:
 			return nil, d.Errf("unknown auth oauth option %q", opt)
 		}
 	}
-	if ac.Type == "oauth" && ac.TokenURL == "" {
+	if ac.Type == destination.AuthOAuth && ac.TokenURL == "" {
 		return nil, d.Err("auth oauth needs a token_url")
 	}
 	return ac, nil
 }
 
-func parseRetry(d *caddyfile.Dispenser) (*RetryConfig, error) {
-	rc := new(RetryConfig)
+func parseRetry(d *caddyfile.Dispenser) (*destination.RetryConfig, error) {
+	rc := new(destination.RetryConfig)
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -715,24 +786,24 @@ func parseRetry(d *caddyfile.Dispenser) (*RetryConfig, error) {
 				return nil, d.ArgErr()
 			}
 			for _, a := range args {
-				dur, err := caddy.ParseDuration(a)
+				dur, err := destination.ParseDuration(a)
 				if err != nil || dur <= 0 {
 					return nil, d.Errf("schedule: invalid delay %q", a)
 				}
-				rc.Schedule = append(rc.Schedule, caddy.Duration(dur))
+				rc.Schedule = append(rc.Schedule, destination.Duration(dur))
 			}
 		case "max_age":
 			dur, err := parseDurationArg(d)
 			if err != nil {
 				return nil, err
 			}
-			rc.MaxAge = dur
+			rc.MaxAge = destination.Duration(dur)
 		case "on_4xx":
 			if !d.AllArgs(&rc.On4xx) {
 				return nil, d.ArgErr()
 			}
-			if rc.On4xx != "dead_letter" && rc.On4xx != "retry" {
-				return nil, d.Errf("on_4xx must be dead_letter or retry, not %q", rc.On4xx)
+			if err := destination.CheckOn4xx(rc.On4xx); err != nil {
+				return nil, d.Err(err.Error())
 			}
 		default:
 			return nil, d.Errf("unknown retry option %q", d.Val())
@@ -745,5 +816,6 @@ func parseRetry(d *caddyfile.Dispenser) (*RetryConfig, error) {
 var (
 	_ caddyfile.Unmarshaler = (*Verify)(nil)
 	_ caddyfile.Unmarshaler = (*Normalize)(nil)
-	_ caddyfile.Unmarshaler = (*Relay)(nil)
+	_ caddyfile.Unmarshaler = (*RelayHandler)(nil)
+	_ caddyfile.Unmarshaler = (*Call)(nil)
 )

@@ -113,29 +113,6 @@ func ingressFrom(r *http.Request) *ingress {
 	return in
 }
 
-// readBody reads at most limit bytes of the body; it answers 413 or 400
-// itself and returns ok=false when the body cannot be used.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	if r.ContentLength > limit {
-		observeIngress(r, http.StatusRequestEntityTooLarge)
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit))
-		return nil, false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			observeIngress(r, http.StatusRequestEntityTooLarge)
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit))
-			return nil, false
-		}
-		observeIngress(r, http.StatusBadRequest)
-		writeError(w, http.StatusBadRequest, "The request body could not be read.")
-		return nil, false
-	}
-	return body, true
-}
-
 // ServeHTTP validates and normalizes the body, then passes the events on.
 func (n *Normalize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	body, ok := readBody(w, r, n.MaxBody)

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -53,21 +52,28 @@ type Destination struct {
 	target string
 }
 
-func (d *Destination) validate() error {
-	if !ValidName(d.Name) {
-		return fmt.Errorf("destination name %q: use 1 to 64 of A-Z a-z 0-9 _ -", d.Name)
+// Validate checks the destination's settings against the rules of
+// names.go; its errors wrap ErrInvalidName, ErrInvalidURL,
+// ErrInvalidHeader or ErrNegative.
+func (d *Destination) Validate() error {
+	if err := CheckName(d.Name); err != nil {
+		return err
 	}
-	u, err := url.Parse(d.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("destination %s: URL must be absolute http(s)", d.Name)
+	if err := CheckURL(d.URL); err != nil {
+		return fmt.Errorf("destination %s: %w", d.Name, err)
+	}
+	for k, vs := range d.Header {
+		for _, v := range vs {
+			if err := CheckHeader(k, v); err != nil {
+				return fmt.Errorf("destination %s: %w", d.Name, err)
+			}
+		}
 	}
 	if d.Timeout < 0 || d.Workers < 0 || d.MaxPending < 0 {
-		return errors.New("destination " + d.Name + ": timeout, workers and max pending cannot be negative")
+		return fmt.Errorf("destination %s: %w", d.Name, ErrNegative)
 	}
-	for _, s := range d.Retry.Schedule {
-		if s <= 0 {
-			return fmt.Errorf("destination %s: retry delays must be positive", d.Name)
-		}
+	if err := d.Retry.Validate(); err != nil {
+		return fmt.Errorf("destination %s: %w", d.Name, err)
 	}
 	return nil
 }

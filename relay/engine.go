@@ -1,16 +1,3 @@
-// Package relay is hookrelay's engine, free of Caddy: the durable queue
-// (NATS JetStream, embedded or clustered), the delivery workers, retry
-// policy, dead letters and outbound signing.
-//
-// One message is stored per (event, destination) on the subject
-// hookrelay.out.<destination> of a work-queue stream. Each destination has
-// one durable pull consumer and its own pool of workers, so a slow or dead
-// destination never holds others back. A failed attempt is retried on the
-// destination's schedule: short delays with NakWithDelay, long ones by
-// acknowledging the message and re-publishing it as a scheduled message,
-// so that thousands of waiting retries do not sit in a consumer's pending
-// set. Exhausted or permanently failed messages move to a dead-letter
-// stream with their last status and error.
 package relay
 
 import (
@@ -24,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/relay/event"
@@ -118,14 +104,12 @@ type Engine struct {
 
 	mu      sync.Mutex
 	owners  []ownerSet
-	workers map[string]*destWorker
+	runners map[string]*runner
 	closed  bool
 
 	// destStats holds a *destStats per destination name, kept across
-	// worker restarts; see stats.go.
+	// runner restarts; see stats.go.
 	destStats sync.Map
-	// consumerMu serializes the workers' stream and consumer updates.
-	consumerMu sync.Mutex
 }
 
 type ownerSet struct {
@@ -172,7 +156,7 @@ func Open(opts Options) (*Engine, error) {
 		obs:     opts.Observer,
 		ctx:     ctx,
 		cancel:  cancel,
-		workers: make(map[string]*destWorker),
+		runners: make(map[string]*runner),
 	}
 	e.outBytes.Store(-1)
 	go e.watchSize()
@@ -188,8 +172,7 @@ func (e *Engine) watchSize() {
 	for {
 		if limit := e.q.settings().MaxBytes; limit > 0 {
 			ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
-			if s, err := e.q.js.Stream(ctx, StreamOut); err == nil {
-				n := int64(s.CachedInfo().State.Bytes)
+			if n, err := e.q.deliveriesBytes(ctx); err == nil {
 				e.outBytes.Store(n)
 				if now := n >= limit; now != full {
 					full = now
@@ -233,9 +216,6 @@ func (e *Engine) QueueConfig() QueueConfig { return e.q.settings() }
 // settings (SyncAlways, SyncInterval) belong to the embedded server and
 // take effect at its next start; restartNeeded reports that they differ.
 func (e *Engine) Reconfigure(ctx context.Context, st QueueConfig) (restartNeeded bool, err error) {
-	// The workers update streams and consumers under consumerMu too.
-	e.consumerMu.Lock()
-	defer e.consumerMu.Unlock()
 	return e.q.reconfigure(ctx, st)
 }
 
@@ -252,11 +232,11 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	workers := e.workers
-	e.workers = map[string]*destWorker{}
+	runners := e.runners
+	e.runners = map[string]*runner{}
 	e.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, w := range workers {
+	for _, w := range runners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -291,11 +271,11 @@ func (e *Engine) Close() error {
 func (e *Engine) Apply(owner any, dests []*Destination) error {
 	set := make(map[string]*Destination, len(dests))
 	for _, d := range dests {
-		if err := d.validate(); err != nil {
+		if err := d.Validate(); err != nil {
 			return err
 		}
 		if _, dup := set[d.Name]; dup {
-			return fmt.Errorf("destination %q is defined twice", d.Name)
+			return fmt.Errorf("destination %q: %w", d.Name, ErrDuplicateName)
 		}
 		set[d.Name] = d.withDefaults()
 	}
@@ -336,13 +316,13 @@ func (e *Engine) reconcileLocked() {
 	if n := len(e.owners); n > 0 {
 		active = e.owners[n-1].dests
 	}
-	for name, w := range e.workers {
+	for name, w := range e.runners {
 		d, ok := active[name]
 		if !ok || d.Workers != w.cfg().Workers || d.MaxPending != w.cfg().MaxPending {
 			// Its attempts finish in the background (a cancelled
 			// attempt would be made twice); a worker for the new
 			// settings starts pulling at once beside it.
-			delete(e.workers, name)
+			delete(e.runners, name)
 			e.stopping.Add(1)
 			go func() {
 				defer e.stopping.Done()
@@ -353,11 +333,11 @@ func (e *Engine) reconcileLocked() {
 		w.setCfg(d)
 	}
 	for name, d := range active {
-		if _, ok := e.workers[name]; ok {
+		if _, ok := e.runners[name]; ok {
 			continue
 		}
-		w := newDestWorker(e, d)
-		e.workers[name] = w
+		w := newRunner(e, d)
+		e.runners[name] = w
 		w.start()
 	}
 }
@@ -368,7 +348,7 @@ func (e *Engine) reconcileLocked() {
 // connecting) less room for headers. It is 0 while the queue was never
 // reached, when the limit is not known.
 func (e *Engine) MaxEventSize() int64 {
-	mp := e.q.nc.MaxPayload()
+	mp := e.q.maxPayload()
 	if mp <= messageHeadroom {
 		return 0
 	}
@@ -379,8 +359,8 @@ func (e *Engine) MaxEventSize() int64 {
 func (e *Engine) Destinations() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	names := make([]string, 0, len(e.workers))
-	for n := range e.workers {
+	names := make([]string, 0, len(e.runners))
+	for n := range e.runners {
 		names = append(names, n)
 	}
 	return names
@@ -394,7 +374,7 @@ func (e *Engine) Enqueue(ctx context.Context, events []event.Event, dests []stri
 	if len(events) == 0 || len(dests) == 0 {
 		return nil
 	}
-	if !e.q.nc.IsConnected() {
+	if !e.q.connected() {
 		return ErrUnavailable
 	}
 	if limit := e.q.settings().MaxBytes; limit > 0 && e.outBytes.Load() >= limit {
@@ -414,35 +394,15 @@ func (e *Engine) Enqueue(ctx context.Context, events []event.Event, dests []stri
 		}
 		bodies[i] = body
 	}
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	futures := make([]jetstream.PubAckFuture, 0, len(events)*len(dests))
+	firstSeen := formatTime(time.Now())
+	msgs := make([]*nats.Msg, 0, len(events)*len(dests))
 	for i, body := range bodies {
 		for _, dest := range dests {
-			m := &nats.Msg{
-				Subject: outSubject(dest),
-				Header: nats.Header{
-					jetstream.MsgIDHeader: {events[i].ID + "." + dest},
-					HeaderEvent:           {events[i].ID},
-					HeaderFirstSeen:       {now},
-					HeaderAttempts:        {"0"},
-				},
-				Data: body,
-			}
-			f, err := e.q.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second))
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrUnavailable, err)
-			}
-			futures = append(futures, f)
+			msgs = append(msgs, deliveryMsg(dest, events[i].ID, events[i].ID+"."+dest, firstSeen, body))
 		}
 	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
-		}
+	if err := e.q.storeDeliveries(ctx, msgs); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
 }

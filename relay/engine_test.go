@@ -183,7 +183,7 @@ func TestRetryScheduleThenSuccess(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the final attempt", func() bool { return rc.count() == failures+1 })
 	// Nothing more must come: the success is acknowledged.
-	time.Sleep(300 * time.Millisecond)
+	settled(t, e, "flaky")
 	got := rc.got()
 	if len(got) != failures+1 {
 		t.Fatalf("attempts = %d, want %d", len(got), failures+1)
@@ -224,9 +224,9 @@ func TestPermanentFailureDeadLettersAtOnce(t *testing.T) {
 			if dl.EventID != ev.ID || dl.Destination != "strict" || dl.Attempts != 1 || dl.LastStatus != status {
 				t.Errorf("dead letter = %+v", dl)
 			}
-			wantReason := "permanent_failure"
+			wantReason := ReasonPermanentFailure
 			if status == http.StatusGone {
-				wantReason = "gone"
+				wantReason = ReasonGone
 			}
 			if dl.Reason != wantReason {
 				t.Errorf("reason = %q, want %q", dl.Reason, wantReason)
@@ -339,17 +339,24 @@ func TestLongDelayIsScheduled(t *testing.T) {
 	})
 	// Every delay above 1ms goes through a scheduled message.
 	e := openEngine(t, Options{NakMaxDelay: time.Millisecond})
-	if err := e.Apply("cfg", []*Destination{{Name: "later", URL: rc.URL, Retry: RetryPolicy{Schedule: []time.Duration{time.Second}}}}); err != nil {
+	const delay = 3 * time.Second
+	if err := e.Apply("cfg", []*Destination{{Name: "later", URL: rc.URL, Retry: RetryPolicy{Schedule: []time.Duration{delay}}}}); err != nil {
 		t.Fatal(err)
 	}
 	ev := testEvent(7)
 	if err := e.Enqueue(context.Background(), []event.Event{ev}, []string{"later"}); err != nil {
 		t.Fatal(err)
 	}
+	// While it waits, the retry is a parked scheduled message, not a
+	// message held in the consumer.
+	waitFor(t, delay, "the retry to be parked", func() bool {
+		st := statusOf(t, e, "later")
+		return st.Scheduled == 1 && st.InFlight == 0 && st.RetryWaiting == 0
+	})
 	waitFor(t, 15*time.Second, "the scheduled attempt", func() bool { return rc.count() == 2 })
 	got := rc.got()
-	if gap := got[1].at.Sub(got[0].at); gap < time.Second {
-		t.Errorf("gap = %v, want at least 1s", gap)
+	if gap := got[1].at.Sub(got[0].at); gap < delay {
+		t.Errorf("gap = %v, want at least %v", gap, delay)
 	}
 	if got[1].header.Get("webhook-id") != ev.ID || string(got[1].body) != string(got[0].body) {
 		t.Errorf("the scheduled attempt changed the message")
@@ -423,7 +430,7 @@ func TestEnqueueDedupesResends(t *testing.T) {
 	}
 	close(release)
 	waitFor(t, 10*time.Second, "both deliveries", func() bool { return rc.count() >= 2 })
-	time.Sleep(200 * time.Millisecond)
+	settled(t, e, "erp")
 	if n := rc.count(); n != 2 {
 		t.Errorf("deliveries = %d, want 2 (resends deduplicated)", n)
 	}

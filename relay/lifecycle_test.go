@@ -167,7 +167,7 @@ func TestMessagesOfADeadNodeComeBackQuickly(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(nc)
-	cons, err := js.CreateOrUpdateConsumer(ctx, StreamOut, newDestWorker(e, dest.withDefaults()).consumerConfig())
+	cons, err := js.CreateOrUpdateConsumer(ctx, StreamOut, newRunner(e, dest.withDefaults()).consumerSettings().config())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,11 @@ func BenchmarkStatusWithParkedRetries(b *testing.B) {
 			// per-subject counts, one subject per parked retry.
 			b.Run("per-subject-count", func(b *testing.B) {
 				for b.Loop() {
-					if _, err := e.subjectCounts(ctx, StreamOut, subjectSchedule+">"); err != nil {
+					s, err := e.q.js.Stream(ctx, StreamOut)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.Info(ctx, jetstream.WithSubjectFilter(subjectSchedule+">")); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -28,6 +29,20 @@ type RetryPolicy struct {
 	// RetryOn4xx retries 4xx answers other than 408, 410, 425 and 429
 	// instead of dead-lettering them at once.
 	RetryOn4xx bool
+}
+
+// Validate checks the policy: its delays must be positive and its max age
+// not negative. Its errors wrap ErrNegative.
+func (p RetryPolicy) Validate() error {
+	for _, d := range p.Schedule {
+		if d <= 0 {
+			return fmt.Errorf("retry delay %s: %w", d, ErrNegative)
+		}
+	}
+	if p.MaxAge < 0 {
+		return fmt.Errorf("retry max age %s: %w", p.MaxAge, ErrNegative)
+	}
+	return nil
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -62,28 +77,59 @@ func jitter(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
-// Outcome is how one delivery attempt ended.
+// Outcome is how one delivery attempt ended. Its text form
+// ("delivered", "retry", "dead_letter") is what logs, metrics and the
+// JSON of the admin API show; the zero Outcome is no attempt.
 type Outcome int
 
 const (
 	// OutcomeDelivered: the destination answered 2xx.
-	OutcomeDelivered Outcome = iota
+	OutcomeDelivered Outcome = iota + 1
 	// OutcomeRetry: a transient failure; try again later.
 	OutcomeRetry
-	// OutcomeDeadLetter: a permanent failure; dead-letter now.
+	// OutcomeDeadLetter: a permanent failure, or retries exhausted; the
+	// message moves to the dead letters.
 	OutcomeDeadLetter
 )
 
+var outcomeText = [...]string{"", "delivered", "retry", "dead_letter"}
+
 func (o Outcome) String() string {
-	switch o {
-	case OutcomeDelivered:
-		return "delivered"
-	case OutcomeRetry:
-		return "retry"
-	default:
-		return "dead_letter"
+	if o < 0 || int(o) >= len(outcomeText) {
+		return "outcome(" + strconv.Itoa(int(o)) + ")"
 	}
+	return outcomeText[o]
 }
+
+// MarshalText writes the outcome's text form.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText reads an outcome's text form; "" is the zero Outcome.
+func (o *Outcome) UnmarshalText(b []byte) error {
+	for i, t := range outcomeText {
+		if string(b) == t {
+			*o = Outcome(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown delivery outcome %q", b)
+}
+
+// DeadLetterReason says why a message was dead-lettered.
+type DeadLetterReason string
+
+const (
+	// ReasonPermanentFailure: the destination answered a 4xx that is not
+	// retried.
+	ReasonPermanentFailure DeadLetterReason = "permanent_failure"
+	// ReasonGone: the destination answered 410 Gone; it is paused too.
+	ReasonGone DeadLetterReason = "gone"
+	// ReasonMaxAge: retries ran past the retry policy's max age.
+	ReasonMaxAge DeadLetterReason = "max_age"
+	// ReasonTransformFailed: the destination's transform failed on the
+	// event, which no retry can change.
+	ReasonTransformFailed DeadLetterReason = "transform_failed"
+)
 
 // classify maps an HTTP status to an outcome. A status of 0 means no
 // answer (connection error, timeout) and is retried.

@@ -96,6 +96,25 @@ type QueueConfig struct {
 // QueueConfig.DeadLetterMaxBytes says otherwise.
 const DefaultDeadLetterMaxBytes = 1 << 30
 
+// ErrQueueConfig is wrapped by QueueConfig.Validate's errors.
+var ErrQueueConfig = errors.New("invalid queue configuration")
+
+// Validate checks the configuration: no negative duration, replica count
+// or bound, and a client certificate with its key or neither.
+func (s QueueConfig) Validate() error {
+	switch {
+	case s.SyncInterval < 0 || s.DedupeWindow < 0 || s.DeadLetterRetention < 0:
+		return fmt.Errorf("%w: durations cannot be negative", ErrQueueConfig)
+	case s.Replicas < 0:
+		return fmt.Errorf("%w: replicas cannot be negative", ErrQueueConfig)
+	case s.MaxBytes < 0 || s.DeadLetterMaxBytes < 0:
+		return fmt.Errorf("%w: the queue limit and the dead-letter limit cannot be negative", ErrQueueConfig)
+	case (s.TLSCert == "") != (s.TLSKey == ""):
+		return fmt.Errorf("%w: a client certificate needs its key, and a key its certificate", ErrQueueConfig)
+	}
+	return nil
+}
+
 // Embedded reports whether the storage is the embedded server.
 func (s QueueConfig) Embedded() bool { return len(s.URLs) == 0 }
 
@@ -137,16 +156,21 @@ const EmbeddedMaxPayload = 64 << 20
 
 // queue is the JetStream connection and the streams hookrelay uses.
 type queue struct {
-	mu      sync.Mutex // guards storage
-	storage QueueConfig
-	srv     *server.Server // nil when external
-	nc      *nats.Conn
-	closing atomic.Bool
-	js      jetstream.JetStream
-	log     *zap.Logger
+	// updateMu serializes stream and consumer updates.
+	updateMu sync.Mutex
+	mu       sync.Mutex // guards storage
+	storage  QueueConfig
+	srv      *server.Server // nil when external
+	nc       *nats.Conn
+	closing  atomic.Bool
+	js       jetstream.JetStream
+	log      *zap.Logger
 }
 
 func openQueue(ctx context.Context, st QueueConfig, log *zap.Logger) (*queue, error) {
+	if err := st.Validate(); err != nil {
+		return nil, err
+	}
 	st = st.withDefaults()
 	q := &queue{storage: st, log: log}
 	var opts []nats.Option
@@ -313,6 +337,8 @@ func (q *queue) settings() QueueConfig {
 // settings, which belong to the embedded server and cannot change while
 // it runs, differ.
 func (q *queue) reconfigure(ctx context.Context, st QueueConfig) (restartNeeded bool, err error) {
+	q.updateMu.Lock()
+	defer q.updateMu.Unlock()
 	st = st.withDefaults()
 	next := q.settings()
 	restartNeeded = next.Embedded() && (st.SyncAlways != next.SyncAlways || st.SyncInterval != next.SyncInterval)
@@ -353,10 +379,380 @@ func (q *queue) close() {
 	q.shutdownServer()
 }
 
-// outSubject is the subject of a destination's pending deliveries.
-func outSubject(dest string) string { return subjectOut + dest }
-
+// Subjects and consumer names of a destination.
+func outSubject(dest string) string          { return subjectOut + dest }
+func scheduleSubject(dest, id string) string { return subjectSchedule + dest + "." + id }
+func deadSubject(dest string) string {
+	if dest == "" {
+		return subjectDead + ">"
+	}
+	return subjectDead + dest
+}
 func consumerName(dest string) string { return consumerPrefix + dest }
+
+// storedHeader builds the headers of a message hookrelay stores: the
+// event id (every attempt's webhook-id), the attempts already made, when
+// the event was first stored (RFC 3339, its retry budget starts there),
+// and kv, more header names and values in pairs.
+func storedHeader(eventID string, attempts int, firstSeen string, kv ...string) nats.Header {
+	h := make(nats.Header, 3+len(kv)/2)
+	h[HeaderEvent] = []string{eventID}
+	h[HeaderAttempts] = []string{strconv.Itoa(attempts)}
+	h[HeaderFirstSeen] = []string{firstSeen}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h[kv[i]] = []string{kv[i+1]}
+	}
+	return h
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func headerInt(h nats.Header, key string) int {
+	n, _ := strconv.Atoi(h.Get(key))
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// connected reports whether the connection to the queue is up.
+func (q *queue) connected() bool { return q.nc.IsConnected() }
+
+// maxPayload is the largest message the queue's servers take; 0 while
+// the queue was never reached.
+func (q *queue) maxPayload() int64 { return q.nc.MaxPayload() }
+
+// deliveryMsg is the stored form of a new delivery of one event to one
+// destination. msgID drops resends of it within the dedupe window.
+func deliveryMsg(dest, eventID, msgID, firstSeen string, body []byte) *nats.Msg {
+	h := storedHeader(eventID, 0, firstSeen, jetstream.MsgIDHeader, msgID)
+	return &nats.Msg{Subject: outSubject(dest), Header: h, Data: body}
+}
+
+// storeDeliveries stores msgs and returns once JetStream acknowledged
+// every one of them, or with the first failure (some may be stored).
+func (q *queue) storeDeliveries(ctx context.Context, msgs []*nats.Msg) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := q.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second))
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// scheduleRetry parks a delivery as a scheduled message that JetStream
+// publishes back to the destination's subject at the given second.
+func (q *queue) scheduleRetry(ctx context.Context, dest, eventID string, attempts int, firstSeen time.Time, at time.Time, body []byte) error {
+	m := &nats.Msg{
+		Subject: scheduleSubject(dest, eventID),
+		Header: storedHeader(eventID, attempts, formatTime(firstSeen),
+			jetstream.ScheduleHeader, "@at "+at.UTC().Format(time.RFC3339),
+			jetstream.ScheduleTargetHeader, outSubject(dest)),
+		Data: body,
+	}
+	_, err := q.js.PublishMsg(ctx, m)
+	return err
+}
+
+// deadRecord is what a dead letter keeps besides the event: never a
+// response body or a credential.
+type deadRecord struct {
+	dest      string
+	eventID   string
+	attempts  int
+	firstSeen time.Time
+	status    int
+	lastError string
+	reason    DeadLetterReason
+}
+
+// maxLastError is how much of the last error a dead letter keeps.
+const maxLastError = 512
+
+// storeDeadLetter stores a dead letter. The stream is bounded
+// (QueueConfig.DeadLetterMaxBytes) and drops its oldest messages to make
+// room; dropped is told how many this store pushed out, read from the
+// stream's count before and after (on a cluster, concurrent stores of
+// other nodes can blur it).
+func (q *queue) storeDeadLetter(ctx context.Context, r deadRecord, body []byte, dropped func(n uint64)) error {
+	if len(r.lastError) > maxLastError {
+		r.lastError = r.lastError[:maxLastError]
+	}
+	m := &nats.Msg{
+		Subject: deadSubject(r.dest),
+		Header: storedHeader(r.eventID, r.attempts, formatTime(r.firstSeen),
+			HeaderDestination, r.dest,
+			HeaderLastStatus, strconv.Itoa(r.status),
+			HeaderLastError, r.lastError,
+			HeaderDeadAt, formatTime(time.Now()),
+			HeaderReason, string(r.reason)),
+		Data: body,
+	}
+	s, err := q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return err
+	}
+	before := s.CachedInfo().State
+	full := before.Bytes+uint64(len(m.Data))+messageHeadroom > uint64(q.settings().DeadLetterMaxBytes)
+	if _, err := q.js.PublishMsg(ctx, m); err != nil {
+		return err
+	}
+	if !full {
+		return nil
+	}
+	after, err := s.Info(ctx)
+	if err != nil {
+		return nil
+	}
+	if n := before.Msgs + 1; after.State.Msgs < n {
+		dropped(n - after.State.Msgs)
+	}
+	return nil
+}
+
+// deadLetters lists up to limit dead letters of dest ("" for all) from
+// stream sequence after (exclusive), oldest first, and the sequence to
+// pass as after for the next page, 0 at the end.
+func (q *queue) deadLetters(ctx context.Context, dest string, after uint64, limit int) ([]DeadLetter, uint64, error) {
+	s, err := q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return nil, 0, err
+	}
+	subj := deadSubject(dest)
+	var out []DeadLetter
+	seq := after + 1
+	for len(out) < limit {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, 0, nil
+		}
+		if err != nil {
+			return out, 0, err
+		}
+		out = append(out, deadLetterFromMsg(m.Sequence, m.Header, m.Data))
+		seq = m.Sequence + 1
+	}
+	return out, seq - 1, nil
+}
+
+// deadLetterCounts counts the stored dead letters by destination; dest
+// "" counts every destination's.
+func (q *queue) deadLetterCounts(ctx context.Context, dest string) (map[string]uint64, error) {
+	s, err := q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", StreamDead, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(deadSubject(dest)))
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", StreamDead, err)
+	}
+	counts := make(map[string]uint64)
+	for subj, n := range info.State.Subjects {
+		counts[strings.TrimPrefix(subj, subjectDead)] += n
+	}
+	return counts, nil
+}
+
+// requeue moves the dead letter with stream sequence seq back to its
+// destination's subject with a fresh retry budget (attempts 0, first
+// seen now) and deletes it from the dead letters. It reports false when
+// there is no such dead letter.
+func (q *queue) requeue(ctx context.Context, seq uint64) (bool, error) {
+	s, err := q.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return false, err
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	dl := deadLetterFromMsg(m.Sequence, m.Header, m.Data)
+	if !ValidName(dl.Destination) {
+		return false, nil
+	}
+	// A replay is a new delivery: its own message id, so that the dedupe
+	// window does not drop it.
+	msgID := dl.EventID + "." + dl.Destination + ".replay." + strconv.FormatUint(seq, 10)
+	if _, err := q.js.PublishMsg(ctx, deliveryMsg(dl.Destination, dl.EventID, msgID, formatTime(time.Now()), m.Data)); err != nil {
+		return false, err
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, err
+	}
+	return true, nil
+}
+
+// deliveriesBytes is the size of the deliveries stream.
+func (q *queue) deliveriesBytes(ctx context.Context) (int64, error) {
+	s, err := q.js.Stream(ctx, StreamOut)
+	if err != nil {
+		return 0, err
+	}
+	return int64(s.CachedInfo().State.Bytes), nil
+}
+
+// consumerSettings are what a destination's consumer is made of.
+type consumerSettings struct {
+	dest       string
+	ackWait    time.Duration
+	maxPending int
+}
+
+// consumerConfig is the destination's durable consumer. Every node of a
+// cluster shares it, so each message goes to one node.
+func (cs consumerSettings) config() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName(cs.dest),
+		Description:   "hookrelay deliveries to " + cs.dest,
+		FilterSubject: outSubject(cs.dest),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// Short, so that what a dead node held comes back within
+		// seconds; the runner's heartbeat keeps held messages from
+		// coming back while this node works on them.
+		AckWait:       cs.ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: cs.maxPending,
+	}
+}
+
+// openConsumer creates or updates the destination's durable consumer,
+// keeping its pause and gone mark across updates, and its scheduled-retry
+// counter.
+func (q *queue) openConsumer(ctx context.Context, cs consumerSettings) (jetstream.Consumer, error) {
+	// One stream or consumer update at a time: nats-server 2.15 races
+	// on the stream's store config when a stream update and a consumer
+	// create run at once (the race detector reports it).
+	q.updateMu.Lock()
+	defer q.updateMu.Unlock()
+	if err := q.createStreams(ctx, q.settings()); err != nil {
+		return nil, err
+	}
+	cfg := cs.config()
+	cfg.PauseUntil, cfg.Metadata = q.consumerState(ctx, cfg.Durable)
+	c, err := q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.ensureScheduledCounter(ctx, cs.dest); err != nil {
+		q.log.Debug("cannot create the scheduled-retry counter; status shows 0 scheduled",
+			zap.String("destination", cs.dest), zap.Error(err))
+	}
+	return c, nil
+}
+
+// consumerInfo returns what JetStream knows of the destination's
+// consumer; nil when it was not created yet.
+func (q *queue) consumerInfo(ctx context.Context, dest string) (*jetstream.ConsumerInfo, error) {
+	c, err := q.js.Consumer(ctx, StreamOut, consumerName(dest))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.CachedInfo(), nil
+}
+
+// metaGone is the consumer metadata key of the gone mark: the time the
+// destination answered 410.
+const metaGone = "hookrelay_gone"
+
+// goneSince reads a consumer's gone mark.
+func goneSince(info *jetstream.ConsumerInfo) (time.Time, bool) {
+	v, ok := info.Config.Metadata[metaGone]
+	if !ok {
+		return time.Time{}, false
+	}
+	t, _ := time.Parse(time.RFC3339, v)
+	return t, true
+}
+
+// setConsumerState pauses the destination's consumer for pauseFor (0
+// resumes it) and sets or clears its gone mark, keeping the rest of its
+// configuration. Both live in JetStream, so every node sees them and
+// they survive restarts.
+func (q *queue) setConsumerState(ctx context.Context, cs consumerSettings, pauseFor time.Duration, gone bool) error {
+	q.updateMu.Lock()
+	defer q.updateMu.Unlock()
+	cfg := cs.config()
+	until, meta := q.consumerState(ctx, cfg.Durable)
+	_, wasGone := meta[metaGone]
+	if gone != wasGone || until == nil && pauseFor > 0 {
+		// The mark is in the consumer's metadata: update the consumer
+		// (paused, so that nothing is handed out in between).
+		if gone {
+			if meta == nil {
+				meta = map[string]string{}
+			}
+			meta[metaGone] = time.Now().UTC().Format(time.RFC3339)
+		} else {
+			delete(meta, metaGone)
+		}
+		cfg.Metadata = meta
+		if until == nil {
+			forever := time.Now().Add(pauseForever)
+			until = &forever
+		}
+		cfg.PauseUntil = until
+		if _, err := q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg); err != nil {
+			return err
+		}
+	}
+	// The server's ResumeConsumer does not wake the pull requests that
+	// wait on a paused consumer (nats-server 2.15: they are served only
+	// at their expiry), while a pause that ends on its own does; so a
+	// resume is a pause that ends in a moment.
+	end := time.Now().Add(resumeDelay)
+	if pauseFor > 0 {
+		end = time.Now().Add(pauseFor)
+	}
+	_, err := q.js.PauseConsumer(ctx, StreamOut, cfg.Durable, end)
+	if pauseFor == 0 && errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // nothing to resume
+	}
+	return err
+}
+
+// consumerState returns the pause deadline and metadata of an existing
+// consumer, so that updating its configuration keeps both.
+func (q *queue) consumerState(ctx context.Context, consumer string) (*time.Time, map[string]string) {
+	c, err := q.js.Consumer(ctx, StreamOut, consumer)
+	if err != nil {
+		return nil, nil
+	}
+	info := c.CachedInfo()
+	var until *time.Time
+	if info.Paused && info.Config.PauseUntil != nil {
+		until = info.Config.PauseUntil
+	}
+	var meta map[string]string
+	for k, v := range info.Config.Metadata {
+		// The server adds its own _nats.* keys; they are not ours to set.
+		if strings.HasPrefix(k, "_nats") {
+			continue
+		}
+		if meta == nil {
+			meta = make(map[string]string)
+		}
+		meta[k] = v
+	}
+	return until, meta
+}
 
 // ensureScheduledCounter creates the destination's scheduled-retry
 // counter if it does not exist. It is never pulled from, so it holds no
@@ -394,49 +790,22 @@ func (q *queue) scheduledCount(ctx context.Context, dest string) uint64 {
 	return c.CachedInfo().NumPending
 }
 
-// ValidName reports whether s can name a destination: 1 to 64 characters
-// of [A-Za-z0-9_-], which keeps it a single NATS subject token and a valid
-// consumer name.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
+// firstScheduled reads the due time of the oldest parked retry of dest.
+func (q *queue) firstScheduled(ctx context.Context, dest string) (time.Time, bool) {
+	s, err := q.js.Stream(ctx, StreamOut)
+	if err != nil {
+		return time.Time{}, false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
+	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subjectSchedule+dest+".>"))
+	if err != nil {
+		return time.Time{}, false
 	}
-	return true
-}
-
-// SanitizeName turns any string into a valid destination name.
-func SanitizeName(s string) string {
-	b := make([]byte, 0, len(s))
-	lastUnderscore := false
-	for i := 0; i < len(s) && len(b) < 64; i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
-			b = append(b, c)
-			lastUnderscore = false
-		} else if !lastUnderscore && len(b) > 0 {
-			b = append(b, '_')
-			lastUnderscore = true
-		}
+	at, ok := strings.CutPrefix(m.Header.Get(jetstream.ScheduleHeader), "@at ")
+	if !ok {
+		return time.Time{}, false
 	}
-	out := strings.TrimRight(string(b), "_")
-	if out == "" {
-		return "destination"
-	}
-	return out
-}
-
-func headerInt(h nats.Header, key string) int {
-	n, _ := strconv.Atoi(h.Get(key))
-	if n < 0 {
-		return 0
-	}
-	return n
+	t, err := time.Parse(time.RFC3339, at)
+	return t, err == nil
 }
 
 // natsLogger sends the embedded server's log lines to zap.

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ErrUnknownDestination is returned for a destination name that no
@@ -57,7 +54,7 @@ func (o *Outcomes) add(out Outcome, n uint64) {
 // body or a credential.
 type Attempt struct {
 	At      time.Time `json:"at"`
-	Outcome string    `json:"outcome"`
+	Outcome Outcome   `json:"outcome"`
 	Status  int       `json:"status"`
 	Error   string    `json:"error,omitempty"`
 }
@@ -94,7 +91,7 @@ type DestinationStatus struct {
 	LastStatus int `json:"last_status"`
 	// LastOutcome is the last attempt's outcome: delivered, retry or
 	// dead_letter; empty when none was made.
-	LastOutcome string `json:"last_outcome,omitempty"`
+	LastOutcome Outcome `json:"last_outcome,omitempty"`
 	// LastError says why the last attempt failed.
 	LastError string `json:"last_error,omitempty"`
 	// LastAttempt is when the last attempt ended.
@@ -175,7 +172,7 @@ func (s *destStats) record(out Outcome, status int, errText string) {
 	if out == OutcomeDelivered {
 		errText = ""
 	}
-	s.last = Attempt{At: now, Outcome: out.String(), Status: status, Error: errText}
+	s.last = Attempt{At: now, Outcome: out, Status: status, Error: errText}
 	s.recent[s.nRecent%numRecentAttempts] = s.last
 	s.nRecent++
 }
@@ -245,7 +242,7 @@ func (e *Engine) Stats(ctx context.Context) ([]DestinationStatus, error) {
 
 // DestinationStatus returns a snapshot of one running destination.
 func (e *Engine) DestinationStatus(ctx context.Context, name string) (DestinationStatus, error) {
-	if e.worker(name) == nil {
+	if e.runner(name) == nil {
 		return DestinationStatus{}, fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}
 	out, err := e.status(ctx, []string{name})
@@ -255,37 +252,34 @@ func (e *Engine) DestinationStatus(ctx context.Context, name string) (Destinatio
 	return out[0], nil
 }
 
-func (e *Engine) worker(name string) *destWorker {
+func (e *Engine) runner(name string) *runner {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.workers[name]
+	return e.runners[name]
 }
 
 func (e *Engine) status(ctx context.Context, names []string) ([]DestinationStatus, error) {
 	slices.Sort(names)
-	dead, err := e.subjectCounts(ctx, StreamDead, subjectDead+">")
+	dead, err := e.q.deadLetterCounts(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DestinationStatus, 0, len(names))
 	for _, name := range names {
 		st := DestinationStatus{Name: name, DeadLetters: dead[name]}
-		c, err := e.q.js.Consumer(ctx, StreamOut, consumerName(name))
-		switch {
-		case errors.Is(err, jetstream.ErrConsumerNotFound):
-			// Not created yet: nothing was handed out.
-		case err != nil:
+		info, err := e.q.consumerInfo(ctx, name)
+		if err != nil {
 			return nil, fmt.Errorf("reading the consumer of %s: %w", name, err)
-		default:
-			info := c.CachedInfo()
+		}
+		if info != nil { // nil: not created yet, nothing was handed out
 			st.Pending = info.NumPending
 			st.InFlight = info.NumAckPending
 			st.Redelivered = info.NumRedelivered
 			st.Paused = info.Paused
-			if v, ok := info.Config.Metadata[metaGone]; ok {
+			if since, ok := goneSince(info); ok {
 				st.Gone = true
-				if t, err := time.Parse(time.RFC3339, v); err == nil {
-					st.GoneSince = &t
+				if !since.IsZero() {
+					st.GoneSince = &since
 				}
 			}
 		}
@@ -298,34 +292,12 @@ func (e *Engine) status(ctx context.Context, names []string) ([]DestinationStatu
 			}
 		}
 		st.InRetry = uint64(st.RetryWaiting) + st.Scheduled
-		if w := e.worker(name); w != nil {
-			st.CircuitOpen = w.failures.Load() >= breakerThreshold
+		if r := e.runner(name); r != nil {
+			st.CircuitOpen = r.breaker.isOpen()
 		}
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// subjectCounts counts a stream's messages on filter by destination, the
-// third token of hookrelay subjects. Use it only where a destination has
-// one subject (not for parked retries, which have one each).
-func (e *Engine) subjectCounts(ctx context.Context, stream, filter string) (map[string]uint64, error) {
-	s, err := e.q.js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
-	}
-	counts := make(map[string]uint64)
-	for subj, n := range info.State.Subjects {
-		parts := strings.SplitN(subj, ".", 4)
-		if len(parts) >= 3 {
-			counts[parts[2]] += n
-		}
-	}
-	return counts, nil
 }
 
 // firstScheduledEvery is how often the due time of a destination's oldest
@@ -349,7 +321,7 @@ func (e *Engine) firstScheduledCached(ds *destStats, dest string) (time.Time, bo
 		read := func() {
 			ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 			defer cancel()
-			at, ok := e.firstScheduled(ctx, dest)
+			at, ok := e.q.firstScheduled(ctx, dest)
 			ds.mu.Lock()
 			ds.firstSched, ds.firstSchedOK, ds.firstSchedRead, ds.firstSchedReading = at, ok, ds.now(), false
 			ds.mu.Unlock()
@@ -367,24 +339,6 @@ func (e *Engine) firstScheduledCached(ds *destStats, dest string) (time.Time, bo
 	return at, ok
 }
 
-// firstScheduled reads the due time of the oldest parked retry of dest.
-func (e *Engine) firstScheduled(ctx context.Context, dest string) (time.Time, bool) {
-	s, err := e.q.js.Stream(ctx, StreamOut)
-	if err != nil {
-		return time.Time{}, false
-	}
-	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subjectSchedule+dest+".>"))
-	if err != nil {
-		return time.Time{}, false
-	}
-	at, ok := strings.CutPrefix(m.Header.Get(jetstream.ScheduleHeader), "@at ")
-	if !ok {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339, at)
-	return t, err == nil
-}
-
 // Pause stops deliveries to a running destination until Resume: its
 // consumer is paused in JetStream, so every node of a cluster stops, and
 // the pause survives restarts and reloads. Messages keep being stored;
@@ -399,93 +353,17 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 }
 
 func (e *Engine) setPaused(ctx context.Context, name string, pause bool) error {
-	w := e.worker(name)
-	if w == nil {
+	r := e.runner(name)
+	if r == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}
 	if pause {
-		return e.setConsumerState(ctx, w, pauseForever, false)
+		return e.q.setConsumerState(ctx, r.consumerSettings(), pauseForever, false)
 	}
 	// Resuming also clears a gone mark (a 410).
-	if err := e.setConsumerState(ctx, w, 0, false); err != nil {
+	if err := e.q.setConsumerState(ctx, r.consumerSettings(), 0, false); err != nil {
 		return err
 	}
-	w.gone.clear()
+	r.gone.clear()
 	return nil
-}
-
-// setConsumerState pauses the destination's consumer for pauseFor (0
-// resumes it) and sets or clears its gone mark, keeping the rest of its
-// configuration. Both live in JetStream, so every node sees them and
-// they survive restarts.
-func (e *Engine) setConsumerState(ctx context.Context, w *destWorker, pauseFor time.Duration, gone bool) error {
-	e.consumerMu.Lock()
-	defer e.consumerMu.Unlock()
-	cfg := w.consumerConfig()
-	until, meta := e.q.consumerState(ctx, cfg.Durable)
-	_, wasGone := meta[metaGone]
-	if gone != wasGone || until == nil && pauseFor > 0 {
-		// The mark is in the consumer's metadata: update the consumer
-		// (paused, so that nothing is handed out in between).
-		if gone {
-			if meta == nil {
-				meta = map[string]string{}
-			}
-			meta[metaGone] = time.Now().UTC().Format(time.RFC3339)
-		} else {
-			delete(meta, metaGone)
-		}
-		cfg.Metadata = meta
-		if until == nil {
-			forever := time.Now().Add(pauseForever)
-			until = &forever
-		}
-		cfg.PauseUntil = until
-		if _, err := e.q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg); err != nil {
-			return err
-		}
-	}
-	// The server's ResumeConsumer does not wake the pull requests that
-	// wait on a paused consumer (nats-server 2.15: they are served only
-	// at their expiry), while a pause that ends on its own does; so a
-	// resume is a pause that ends in a moment.
-	end := time.Now().Add(resumeDelay)
-	if pauseFor > 0 {
-		end = time.Now().Add(pauseFor)
-	}
-	_, err := e.q.js.PauseConsumer(ctx, StreamOut, cfg.Durable, end)
-	if pauseFor == 0 && errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil // nothing to resume
-	}
-	return err
-}
-
-// metaGone is the consumer metadata key of the gone mark: the time the
-// destination answered 410.
-const metaGone = "hookrelay_gone"
-
-// consumerState returns the pause deadline and metadata of an existing
-// consumer, so that updating its configuration keeps both.
-func (q *queue) consumerState(ctx context.Context, consumer string) (*time.Time, map[string]string) {
-	c, err := q.js.Consumer(ctx, StreamOut, consumer)
-	if err != nil {
-		return nil, nil
-	}
-	info := c.CachedInfo()
-	var until *time.Time
-	if info.Paused && info.Config.PauseUntil != nil {
-		until = info.Config.PauseUntil
-	}
-	var meta map[string]string
-	for k, v := range info.Config.Metadata {
-		// The server adds its own _nats.* keys; they are not ours to set.
-		if strings.HasPrefix(k, "_nats") {
-			continue
-		}
-		if meta == nil {
-			meta = make(map[string]string)
-		}
-		meta[k] = v
-	}
-	return until, meta
 }

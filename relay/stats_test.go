@@ -27,7 +27,7 @@ func TestDestStatsRecentWindow(t *testing.T) {
 	if want := (Outcomes{Delivered: 2, DeadLetter: 1}); st.Recent != want {
 		t.Errorf("Recent = %+v, want %+v", st.Recent, want)
 	}
-	if st.LastStatus != 204 || st.LastOutcome != "delivered" || st.LastError != "" {
+	if st.LastStatus != 204 || st.LastOutcome != OutcomeDelivered || st.LastError != "" {
 		t.Errorf("last = %d %q %q, want 204 delivered and no error", st.LastStatus, st.LastOutcome, st.LastError)
 	}
 	if len(st.RecentAttempts) != 4 || st.RecentAttempts[0].Status != 204 || st.RecentAttempts[3].Status != 503 {
@@ -127,7 +127,7 @@ func TestPauseHoldsDeliveries(t *testing.T) {
 		return !st.Paused && st.Pending == 0 && st.InFlight == 0 && st.Recent.Delivered == 3
 	})
 	st := statusOf(t, e, "erp")
-	if st.LastStatus != 200 || st.LastOutcome != "delivered" || st.InRetry != 0 || st.NextAttempt != nil {
+	if st.LastStatus != 200 || st.LastOutcome != OutcomeDelivered || st.InRetry != 0 || st.NextAttempt != nil {
 		t.Errorf("status = %+v", st)
 	}
 }
@@ -173,7 +173,7 @@ func TestStatsCountRetries(t *testing.T) {
 	checkNext(short, time.Minute)
 	checkNext(long, time.Hour)
 	for _, st := range []DestinationStatus{short, long} {
-		if st.LastStatus != 503 || st.LastOutcome != "retry" || st.LastError != "HTTP 503 Service Unavailable" || st.Recent.Retry != 1 {
+		if st.LastStatus != 503 || st.LastOutcome != OutcomeRetry || st.LastError != "HTTP 503 Service Unavailable" || st.Recent.Retry != 1 {
 			t.Errorf("%s: last %d %q %q, recent %+v", st.Name, st.LastStatus, st.LastOutcome, st.LastError, st.Recent)
 		}
 	}

@@ -1,4 +1,4 @@
-package sync
+package call
 
 import (
 	"bytes"
@@ -12,26 +12,26 @@ import (
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
-// BenchmarkSyncVsReverseProxy measures, in one run and against the same
-// loopback destination, a sync-mode hook_relay (forward, DEUNA tip
+// BenchmarkCallVsReverseProxy measures, in one run and against the same
+// loopback destination, a hook_call (forward, DEUNA tip
 // template, fields, signed answer) and a plain reverse_proxy, one request
 // at a time over keep-alive connections, alternating the two so both see
-// the same machine. The sync route opts out of caller authentication
+// the same machine. The call route opts out of caller authentication
 // (allow_unauthenticated), so that both routes do the same work but the
 // relay's. It reports each one's mean latency and their ratio:
 //
-//	go test -run '^$' -bench SyncVsReverseProxy -benchtime 3000x ./tests/sync/
-func BenchmarkSyncVsReverseProxy(b *testing.B) {
+//	go test -run '^$' -bench CallVsReverseProxy -benchtime 3000x ./tests/call/
+func BenchmarkCallVsReverseProxy(b *testing.B) {
 	rc := testutil.NewReceiver(b, func(int, *http.Request, []byte) (int, http.Header, []byte) {
 		return http.StatusOK, http.Header{"Content-Type": {"application/json"}}, []byte(merchantReply)
 	})
-	site := syncRouteWith("/sync", "", "\t\t\tallow_unauthenticated\n", rc.URL+"/tip", fmt.Sprintf(`
+	site := callRouteWith("/call", "", "\t\t\tallow_unauthenticated"+fmt.Sprintf(`
 				sample %s
 				response_template %s
 				response_sample %s
 				fields order.order_id order.total_amount order.status
 				custom_fields order.custom_fields.tip order.custom_fields.business_id`,
-		tipExample(b, "order.json"), tipExample(b, "tip.tmpl"), tipExample(b, "merchant-reply.json"))) +
+		tipExample(b, "order.json"), tipExample(b, "tip.tmpl"), tipExample(b, "merchant-reply.json")), rc.URL+"/tip", "") +
 		fmt.Sprintf("\thandle /proxy {\n\t\trewrite * /tip\n\t\treverse_proxy %s\n\t}\n", rc.Listener.Addr())
 	tc := newTester(b)
 	load(b, tc, config("", site))
@@ -55,21 +55,21 @@ func BenchmarkSyncVsReverseProxy(b *testing.B) {
 	}
 	// Warm the connections and the template pools.
 	for range 50 {
-		do("/sync")
+		do("/call")
 		do("/proxy")
 	}
-	var syncTotal, proxyTotal time.Duration
+	var callTotal, proxyTotal time.Duration
 	n := 0
 	for b.Loop() {
-		syncTotal += do("/sync")
+		callTotal += do("/call")
 		proxyTotal += do("/proxy")
 		n++
 	}
-	syncNs := float64(syncTotal.Nanoseconds()) / float64(n)
+	callNs := float64(callTotal.Nanoseconds()) / float64(n)
 	proxyNs := float64(proxyTotal.Nanoseconds()) / float64(n)
-	b.ReportMetric(syncNs, "sync-ns/req")
+	b.ReportMetric(callNs, "call-ns/req")
 	b.ReportMetric(proxyNs, "proxy-ns/req")
-	b.ReportMetric(syncNs/proxyNs, "sync/proxy")
-	b.Logf("%d requests each: sync %.1fµs, reverse_proxy %.1fµs, ratio %.2f, added %.1fµs per request",
-		n, syncNs/1e3, proxyNs/1e3, syncNs/proxyNs, (syncNs-proxyNs)/1e3)
+	b.ReportMetric(callNs/proxyNs, "call/proxy")
+	b.Logf("%d requests each: call %.1fµs, reverse_proxy %.1fµs, ratio %.2f, added %.1fµs per request",
+		n, callNs/1e3, proxyNs/1e3, callNs/proxyNs, (callNs-proxyNs)/1e3)
 }

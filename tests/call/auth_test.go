@@ -1,4 +1,4 @@
-package sync
+package call
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 // callerSecret is what the hook_verify of these tests verifies tokens with.
 const callerSecret = "sync-test-caller-hmac-secret-0123456789"
 
-// wantUnauthenticated is a sync route's refusal of a caller that nothing
+// wantUnauthenticated is hook_call's refusal of a caller that nothing
 // before it authenticated.
 const wantUnauthenticated = `{"errors":[{"title":"Unauthenticated","detail":"The request is not authenticated.","status_code":"401"}]}`
 
@@ -48,19 +48,19 @@ func logLines(t *testing.T, path, logger, msg string) []logLine {
 	return out
 }
 
-// TestSyncNeedsAnAuthenticatedCaller: a sync route calls the merchant with
+// TestCallNeedsAnAuthenticatedCaller: hook_call calls the merchant with
 // the merchant's credentials, so it runs only for a caller that a handler
 // before it authenticated (basic_auth, hook_verify) or when its config opts
 // out with allow_unauthenticated. Anyone else gets 401 in the contract's
 // envelope, logged at Debug only, and the merchant is not called.
-func TestSyncNeedsAnAuthenticatedCaller(t *testing.T) {
+func TestCallNeedsAnAuthenticatedCaller(t *testing.T) {
 	rc := merchant(t)
 	logFile := filepath.Join(testDir(t), "caddy.log")
 	verify := "\t\thook_verify {\n\t\t\tsecret " + callerSecret + "\n\t\t\talgorithms HS256\n\t\t\tallow_bearer\n\t\t}\n"
-	site := syncRouteWith("/open", "", "", rc.URL+"/tip", "") +
-		syncRoute("/basic", rc.URL+"/tip", "") +
-		syncRouteWith("/verified", verify, "", rc.URL+"/tip", "") +
-		syncRouteWith("/anyone", "", "\t\t\tallow_unauthenticated\n", rc.URL+"/tip", "")
+	site := callRouteWith("/open", "", "", rc.URL+"/tip", "") +
+		callRoute("/basic", rc.URL+"/tip", "", "") +
+		callRouteWith("/verified", verify, "", rc.URL+"/tip", "") +
+		callRouteWith("/anyone", "", "\t\t\tallow_unauthenticated", rc.URL+"/tip", "")
 	tc := newTester(t)
 	load(t, tc, config("\tlog {\n\t\toutput file "+logFile+"\n\t\tformat json\n\t\tlevel DEBUG\n\t}", site))
 
@@ -126,7 +126,7 @@ func TestSyncNeedsAnAuthenticatedCaller(t *testing.T) {
 	// when the config loads.
 	var refusals []logLine
 	testutil.WaitFor(t, 10*time.Second, "the refusals in the log", func() bool {
-		refusals = logLines(t, logFile, "http.handlers.hook_relay", "no handler before hook_relay authenticated the caller")
+		refusals = logLines(t, logFile, "http.handlers.hook_call", "no handler before hook_call authenticated the caller")
 		return len(refusals) >= 4
 	})
 	for _, l := range refusals {
@@ -134,24 +134,27 @@ func TestSyncNeedsAnAuthenticatedCaller(t *testing.T) {
 			t.Errorf("a refusal logged at %s: %q", l.Level, l.Msg)
 		}
 	}
-	warnings := logLines(t, logFile, "http.handlers.hook_relay", "allow_unauthenticated")
+	warnings := logLines(t, logFile, "http.handlers.hook_call", "allow_unauthenticated")
 	if len(warnings) == 0 || warnings[0].Level != "warn" {
 		t.Errorf("allow_unauthenticated is not warned about at load: %+v", warnings)
 	}
 }
 
-// TestSyncAllowUnauthenticatedNeedsSyncMode: the opt-out means nothing in
-// async mode, and is refused there rather than ignored.
-func TestSyncAllowUnauthenticatedNeedsSyncMode(t *testing.T) {
+// TestRelayHasNoCallOptions: hook_relay has no mode, and the options of
+// the former sync mode are refused with a pointer to hook_call rather than
+// ignored.
+func TestRelayHasNoCallOptions(t *testing.T) {
 	tc := newTester(t)
 	load(t, tc, emptyConfig)
-	msg := loadError(t, config("", `	hook_relay {
+	for _, opt := range []string{"mode sync", "allow_unauthenticated", "response_secret " + responseWhsec} {
+		msg := loadError(t, config("", `	hook_relay {
 		topic orders
-		allow_unauthenticated
+		`+opt+`
 		to http://127.0.0.1:9399/orders
 	}`))
-	if want := "allow_unauthenticated needs mode sync"; !strings.Contains(msg, want) {
-		t.Errorf("refused with\n%s\nwant it to contain\n%s", msg, want)
+		if want := "the hook_call directive"; !strings.Contains(msg, want) {
+			t.Errorf("%s: refused with\n%s\nwant it to contain\n%s", opt, msg, want)
+		}
 	}
 }
 

@@ -1,9 +1,9 @@
-// Package sync holds hookrelay's Caddy-level tests of body templates and of
-// hook_relay's sync mode (DEUNA's dynamic webhooks): a real in-process
-// Caddy (caddytest) in front of loopback destinations, config refusals with
-// precise template errors, signed answers, the examples/ configs kept in
-// sync with their adapted JSON, and a sync-versus-reverse_proxy benchmark.
-package sync
+// Package call holds hookrelay's Caddy-level tests of body templates and of
+// hook_call (DEUNA's dynamic webhooks): a real in-process Caddy (caddytest)
+// in front of loopback destinations, config refusals with precise template
+// errors, signed answers, the examples/ configs kept in step with their
+// adapted JSON, and a call-versus-reverse_proxy benchmark.
+package call
 
 import (
 	"encoding/json"

@@ -8,56 +8,62 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/hookrelay/hookrelay/destination"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/transform"
 )
 
-func TestParseSyncRelay(t *testing.T) {
-	d := caddyfile.NewTestDispenser("hook_relay {\n" +
-		"	mode sync\n" +
+func TestParseCall(t *testing.T) {
+	d := caddyfile.NewTestDispenser("hook_call {\n" +
+		"	topic checkout/tip\n" +
 		"	max_body 1MB\n" +
 		"	response_secret {env.TIP_WHSEC}\n" +
 		"	allow_unauthenticated\n" +
 		"	to http://127.0.0.1:9390/tip {\n" +
 		"		timeout 5s\n" +
-		"		sample order.json\n" +
-		"		response_template tip.tmpl\n" +
-		"		error_response_template `{\"error\": {{ json .error }}}`\n" +
-		"		response_sample reply.json\n" +
-		"		error_response_sample error.json\n" +
-		"		fields order.order_id\n" +
-		"		custom_fields order.custom_fields.tip\n" +
 		"	}\n" +
+		"	sample order.json\n" +
+		"	response_template tip.tmpl\n" +
+		"	error_response_template `{\"error\": {{ json .error }}}`\n" +
+		"	response_sample reply.json\n" +
+		"	error_response_sample error.json\n" +
+		"	fields order.order_id\n" +
+		"	custom_fields order.custom_fields.tip\n" +
 		"}")
-	var h Relay
+	var h Call
 	if err := h.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	dc := h.Destinations[0]
-	if h.Mode != ModeSync || h.ResponseSecret != "{env.TIP_WHSEC}" || h.MaxBody != 1_000_000 || !h.AllowUnauthenticated ||
-		dc.ResponseTemplateFile != "tip.tmpl" || dc.ResponseTemplate != "" ||
-		dc.ErrorResponseTemplate != `{"error": {{ json .error }}}` || dc.ErrorResponseTemplateFile != "" ||
-		dc.ResponseSample != "reply.json" || dc.ErrorResponseSample != "error.json" || dc.Sample != "order.json" {
-		t.Fatalf("parsed %+v / %+v", h, *dc)
+	dc := h.Destination
+	if h.Topic != "checkout/tip" || h.ResponseSecret != "{env.TIP_WHSEC}" || h.MaxBody != 1_000_000 || !h.AllowUnauthenticated ||
+		dc == nil || dc.URL != "http://127.0.0.1:9390/tip" || dc.Timeout != destination.Duration(5*time.Second) ||
+		h.ResponseTemplateFile != "tip.tmpl" || h.ResponseTemplate != "" ||
+		h.ErrorResponseTemplate != `{"error": {{ json .error }}}` || h.ErrorResponseTemplateFile != "" ||
+		h.ResponseSample != "reply.json" || h.ErrorResponseSample != "error.json" || h.Sample != "order.json" ||
+		strings.Join(h.Fields, ",") != "order.order_id" || strings.Join(h.CustomFields, ",") != "order.custom_fields.tip" {
+		t.Fatalf("parsed %+v / %+v", h, dc)
 	}
-	if err := h.checkMode(); err != nil {
+	if err := h.Validate(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestParseSyncRelayErrors(t *testing.T) {
+func TestParseCallErrors(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"hook_relay {\n mode fast\n}", `mode must be async or sync, not "fast"`},
-		{"hook_relay {\n mode\n}", "wrong argument count"},
-		{"hook_relay {\n mode sync\n allow_unauthenticated yes\n}", "wrong argument count"},
-		{"hook_relay {\n to http://x/ {\n response_template\n }\n}", "wrong argument count"},
-		{"hook_relay {\n to http://x/ {\n response_sample a b\n }\n}", "wrong argument count"},
+		{"hook_call {\n allow_unauthenticated yes\n}", "wrong argument count"},
+		{"hook_call {\n response_template\n}", "wrong argument count"},
+		{"hook_call {\n response_sample a b\n}", "wrong argument count"},
+		{"hook_call {\n to http://x/a\n to http://x/b\n}", "hook_call calls one destination; use one 'to'"},
+		{"hook_call {\n to http://x/ {\n response_template t.tmpl\n }\n}", "response_template is an option of hook_call, beside its 'to' block"},
+		{"hook_call {\n retry {\n }\n}", "hook_call retries nothing"},
+		{"hook_call {\n mode sync\n}", `unknown hook_call option "mode"`},
 	} {
-		var h Relay
+		var h Call
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.in, err, tc.want)
@@ -65,33 +71,49 @@ func TestParseSyncRelayErrors(t *testing.T) {
 	}
 }
 
-func TestCheckMode(t *testing.T) {
-	dest := func(f func(*Destination)) []*Destination {
-		d := &Destination{URL: "http://127.0.0.1:9399/"}
-		if f != nil {
-			f(d)
+// TestParseRelayNoMode: the options of the former sync mode of hook_relay
+// point to hook_call.
+func TestParseRelayNoMode(t *testing.T) {
+	for _, in := range []string{
+		"hook_relay {\n mode sync\n}",
+		"hook_relay {\n mode async\n}",
+		"hook_relay {\n response_secret x\n}",
+		"hook_relay {\n allow_unauthenticated\n}",
+		"hook_relay {\n to http://x/ {\n response_sample r.json\n }\n}",
+	} {
+		var h RelayHandler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), "hook_call") {
+			t.Errorf("%q: error %v, want one that points to hook_call", in, err)
 		}
-		return []*Destination{d}
+	}
+}
+
+func TestCallValidate(t *testing.T) {
+	call := func(f func(*Call)) Call {
+		c := Call{Destination: &destination.Config{URL: "http://127.0.0.1:9399/"}}
+		if f != nil {
+			f(&c)
+		}
+		return c
 	}
 	for _, tc := range []struct {
 		name string
-		h    Relay
+		h    Call
 		want string // "" means valid
 	}{
-		{"sync minimal", Relay{Mode: ModeSync, Destinations: dest(nil)}, ""},
-		{"async with sync option", Relay{Destinations: dest(func(d *Destination) { d.ResponseTemplate = "{}" })}, "response_template needs mode sync"},
-		{"async with response_secret", Relay{ResponseSecret: "whsec_eA==", Destinations: dest(nil)}, "response_secret needs mode sync"},
-		{"async with allow_unauthenticated", Relay{AllowUnauthenticated: true, Destinations: dest(nil)}, "allow_unauthenticated needs mode sync"},
-		{"sync with allow_unauthenticated", Relay{Mode: ModeSync, AllowUnauthenticated: true, Destinations: dest(nil)}, ""},
-		{"unknown mode", Relay{Mode: "later"}, `mode must be async or sync, not "later"`},
-		{"two destinations", Relay{Mode: ModeSync, Destinations: append(dest(nil), dest(nil)...)}, "exactly one 'to' destination, not 2"},
-		{"retry", Relay{Mode: ModeSync, Destinations: dest(nil), Retry: &RetryConfig{}}, "retries nothing"},
-		{"template", Relay{Mode: ModeSync, Destinations: dest(func(d *Destination) { d.TemplateFile = "x" })}, "use response_template"},
-		{"workers", Relay{Mode: ModeSync, Destinations: dest(func(d *Destination) { d.Workers = 2 })}, "no queue"},
-		{"template without sample", Relay{Mode: ModeSync, Destinations: dest(func(d *Destination) { d.ResponseTemplateFile = "x" })}, "needs a response_sample"},
-		{"error sample without template", Relay{Mode: ModeSync, Destinations: dest(func(d *Destination) { d.ErrorResponseSample = "x" })}, "needs an error_response_template"},
+		{"minimal", call(nil), ""},
+		{"allow_unauthenticated", call(func(c *Call) { c.AllowUnauthenticated = true }), ""},
+		{"no destination", Call{}, "a 'to' destination is required"},
+		{"template", call(func(c *Call) { c.Destination.TemplateFile = "x" }), "use response_template"},
+		{"workers", call(func(c *Call) { c.Destination.Workers = 2 }), "no queue"},
+		{"fields on the destination", call(func(c *Call) { c.Destination.Fields = []string{"a"} }), "not on its destination"},
+		{"sample on the destination", call(func(c *Call) { c.Destination.Sample = "s.json" }), "not on its destination"},
+		{"both response templates", call(func(c *Call) { c.ResponseTemplate, c.ResponseTemplateFile, c.ResponseSample = "{}", "x", "r" }), "not both"},
+		{"template without sample", call(func(c *Call) { c.ResponseTemplateFile = "x" }), "needs a response_sample"},
+		{"error sample without template", call(func(c *Call) { c.ErrorResponseSample = "x" }), "needs an error_response_template"},
 	} {
-		err := tc.h.checkMode()
+		err := tc.h.Validate()
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
@@ -120,34 +142,33 @@ func writeFile(t testing.TB, dir, name, text string) string {
 	return p
 }
 
-// newTestSync builds a syncRelay with the tip templates, checked over
-// their samples as Provision does.
-func newTestSync(t testing.TB, withErrTmpl bool) *syncRelay {
+// newTestCall builds a caller with the tip templates, checked over their
+// samples as Provision does.
+func newTestCall(t testing.TB, withErrTmpl bool) *caller {
 	t.Helper()
 	dir := t.TempDir()
-	dc := &Destination{
-		URL:                  "http://127.0.0.1:9399/",
+	h := &Call{
 		ResponseTemplateFile: writeFile(t, dir, "tip.tmpl", tipTemplate),
 		ResponseSample:       writeFile(t, dir, "reply.json", `{"uuid":"u-1","business_id":"b-9","total":12000,"tip":2000}`),
 		Fields:               []string{"order.order_id", "order.total"},
 		CustomFields:         []string{"order.custom_fields.tip"},
 	}
 	if withErrTmpl {
-		dc.ErrorResponseTemplate = tipErrorTemplate
-		dc.ErrorResponseSample = writeFile(t, dir, "error.json", `{"message":"tip too high"}`)
+		h.ErrorResponseTemplate = tipErrorTemplate
+		h.ErrorResponseSample = writeFile(t, dir, "error.json", `{"message":"tip too high"}`)
 	}
-	s := &syncRelay{
+	s := &caller{
 		dest:   &relay.Destination{Name: "tip"},
-		fields: append(append([]string(nil), dc.Fields...), dc.CustomFields...),
+		fields: destination.Paths(h.Fields, h.CustomFields),
 		log:    zap.NewNop(),
 	}
-	if err := s.loadTemplates(dc); err != nil {
+	if err := s.loadTemplates(h); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func TestSyncAnswer(t *testing.T) {
+func TestCallAnswer(t *testing.T) {
 	request := []byte(`{"order_id":"o-1","tip":2000}`)
 	for _, tc := range []struct {
 		name       string
@@ -190,7 +211,7 @@ func TestSyncAnswer(t *testing.T) {
 			502, `{"error":{"code":200,"reason":"reply does not fit the response template","message":""}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newTestSync(t, tc.errTmpl)
+			s := newTestCall(t, tc.errTmpl)
 			status, body := s.answer(request, tc.x)
 			if status != tc.wantStatus || string(body) != tc.wantBody {
 				t.Errorf("answer = %d %s\nwant     %d %s", status, body, tc.wantStatus, tc.wantBody)
@@ -199,47 +220,47 @@ func TestSyncAnswer(t *testing.T) {
 	}
 }
 
-func TestSyncPassThrough(t *testing.T) {
-	s := &syncRelay{dest: &relay.Destination{Name: "x"}, log: zap.NewNop()}
+func TestCallPassThrough(t *testing.T) {
+	s := &caller{dest: &relay.Destination{Name: "x"}, log: zap.NewNop()}
 	status, body := s.answer([]byte(`{}`), exchange{status: 200, body: []byte("{ \"a\": [1, 2] }")})
 	if status != 200 || string(body) != `{"a":[1,2]}` {
 		t.Fatalf("answer = %d %s", status, body)
 	}
 }
 
-func TestSyncTemplateCheckErrors(t *testing.T) {
+func TestCallTemplateCheckErrors(t *testing.T) {
 	dir := t.TempDir()
 	reply := writeFile(t, dir, "reply.json", `{"uuid":"u-1"}`)
 	for _, tc := range []struct {
 		name string
-		dc   Destination
+		h    Call
 		want string
 	}{
-		{"missing key", Destination{ResponseTemplateFile: writeFile(t, dir, "tip.tmpl", "{\n  \"id\": \"{{ .result.order.id }}\"\n}"), ResponseSample: reply},
+		{"missing key", Call{ResponseTemplateFile: writeFile(t, dir, "tip.tmpl", "{\n  \"id\": \"{{ .result.order.id }}\"\n}"), ResponseSample: reply},
 			`checking response_template over response_sample ` + reply + `: template "` + filepath.Join(dir, "tip.tmpl") + `" line 2: at <.result.order.id>: map has no entry for key "order"`},
-		{"invalid JSON", Destination{ResponseTemplate: `{"id": {{ .result.uuid }}}`, ResponseSample: reply},
+		{"invalid JSON", Call{ResponseTemplate: `{"id": {{ .result.uuid }}}`, ResponseSample: reply},
 			`template "response_template": output is not valid JSON`},
-		{"parse error", Destination{ErrorResponseTemplate: "{\n{{ uper .error }}}"},
+		{"parse error", Call{ErrorResponseTemplate: "{\n{{ uper .error }}}"},
 			`template "error_response_template" line 2: function "uper" not defined`},
-		{"error template fails when unreachable", Destination{ErrorResponseTemplate: `{"m": "{{ .result.message }}"}`},
+		{"error template fails when unreachable", Call{ErrorResponseTemplate: `{"m": "{{ .result.message }}"}`},
 			`checking error_response_template over an unreachable destination`},
-		{"sample not JSON", Destination{ResponseTemplate: `{}`, ResponseSample: writeFile(t, dir, "bad.json", `{`)},
+		{"sample not JSON", Call{ResponseTemplate: `{}`, ResponseSample: writeFile(t, dir, "bad.json", `{`)},
 			`response_sample ` + filepath.Join(dir, "bad.json") + ` is not valid JSON`},
-		{"request sample used", Destination{ResponseTemplate: `{"n": "{{ .request.note }}"}`, ResponseSample: reply},
+		{"request sample used", Call{ResponseTemplate: `{"n": "{{ .request.note }}"}`, ResponseSample: reply},
 			`map has no entry for key "note"`},
 	} {
-		s := &syncRelay{log: zap.NewNop()}
-		err := s.loadTemplates(&tc.dc)
+		s := &caller{log: zap.NewNop()}
+		err := s.loadTemplates(&tc.h)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v\nwant %q", tc.name, err, tc.want)
 		}
 	}
 }
 
-// FuzzSyncAnswer feeds arbitrary destination replies through the tip
+// FuzzCallAnswer feeds arbitrary destination replies through the tip
 // templates: the answer is always JSON with an expected status, never a
 // panic.
-func FuzzSyncAnswer(f *testing.F) {
+func FuzzCallAnswer(f *testing.F) {
 	for _, seed := range []struct {
 		status int
 		body   string
@@ -251,8 +272,8 @@ func FuzzSyncAnswer(f *testing.F) {
 		f.Add(seed.status, []byte(seed.body), false)
 		f.Add(seed.status, []byte(seed.body), true)
 	}
-	plain := newTestSync(f, false)
-	withErr := newTestSync(f, true)
+	plain := newTestCall(f, false)
+	withErr := newTestCall(f, true)
 	f.Fuzz(func(t *testing.T, status int, body []byte, errTmpl bool) {
 		if status < 100 || status > 999 {
 			return

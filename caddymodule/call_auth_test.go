@@ -10,13 +10,13 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// TestSyncAuthenticated: what counts as an earlier authentication for a
-// sync-mode hook_relay. Only what the authenticating handlers set counts:
+// TestCallAuthenticated: what counts as an earlier authentication for
+// hook_call. Only what the authenticating handlers set counts:
 // hook_verify's hook.verified variable (the bool it sets; claims alone, or
 // the text a vars directive would set, do not) and a non-empty
 // {http.auth.user.id} from Caddy's authentication handler; the candidate
 // id of a failed basic_auth does not.
-func TestSyncAuthenticated(t *testing.T) {
+func TestCallAuthenticated(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		vars map[string]any

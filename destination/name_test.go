@@ -1,4 +1,4 @@
-package caddymodule
+package destination
 
 import (
 	"strings"
@@ -25,24 +25,24 @@ func TestDefaultNameKeepsURLSecretsOut(t *testing.T) {
 		{"not a url " + secret, "destination"},
 		{"/relative/" + secret, "destination"},
 	} {
-		got := defaultName(tt.url)
+		got := DefaultName(tt.url)
 		if got != tt.want {
-			t.Errorf("defaultName(%q) = %q, want %q", tt.url, got, tt.want)
+			t.Errorf("DefaultName(%q) = %q, want %q", tt.url, got, tt.want)
 		}
 		if strings.Contains(got, secret) || strings.Contains(got, "SECRET") {
-			t.Errorf("defaultName(%q) = %q holds the URL's secret", tt.url, got)
+			t.Errorf("DefaultName(%q) = %q holds the URL's secret", tt.url, got)
 		}
 		if !relay.ValidName(got) {
-			t.Errorf("defaultName(%q) = %q is not a valid destination name", tt.url, got)
+			t.Errorf("DefaultName(%q) = %q is not a valid destination name", tt.url, got)
 		}
-		if again := defaultName(tt.url); again != got {
-			t.Errorf("defaultName(%q) is not stable: %q then %q", tt.url, got, again)
+		if again := DefaultName(tt.url); again != got {
+			t.Errorf("DefaultName(%q) is not stable: %q then %q", tt.url, got, again)
 		}
-		if dn := (&Destination{URL: tt.url}).displayName(); dn != got {
-			t.Errorf("displayName of an unnamed %q = %q, want %q", tt.url, dn, got)
+		if dn := (&Config{URL: tt.url}).DisplayName(); dn != got {
+			t.Errorf("DisplayName of an unnamed %q = %q, want %q", tt.url, dn, got)
 		}
 	}
-	if dn := (&Destination{URL: "https://hooks.slack.com/services/T000/B000/" + secret, Name: "slack"}).displayName(); dn != "slack" {
-		t.Errorf("displayName of a named destination = %q, want its name", dn)
+	if dn := (&Config{URL: "https://hooks.slack.com/services/T000/B000/" + secret, Name: "slack"}).DisplayName(); dn != "slack" {
+		t.Errorf("DisplayName of a named destination = %q, want its name", dn)
 	}
 }

@@ -1,4 +1,4 @@
-package sync
+package call
 
 import (
 	"encoding/json"
@@ -187,5 +187,46 @@ func TestAsyncTemplateRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("after the refusals /healthz answered %d", resp.StatusCode)
+	}
+}
+
+// TestRawRouteTemplateSample: a route without hook_normalize relays the raw
+// body as .data, so a template written for it does not fit the built-in
+// normalized ave_tracking event. Without a sample it is refused with a note
+// that says so; with its own sample it is checked over that and delivers.
+func TestRawRouteTemplateSample(t *testing.T) {
+	dir := testDir(t)
+	rc := testutil.NewReceiver(t, nil)
+	tc := newTester(t)
+	load(t, tc, emptyConfig)
+	tmpl := "`" + `{"order": {{ json .data.order_id }}}` + "`"
+	raw := func(opts string) string {
+		return fmt.Sprintf(`	route /orders {
+		hook_relay {
+			topic orders
+			to %s/orders {
+				name raw_orders_test
+				template %s
+%s
+			}
+		}
+	}
+`, rc.URL, tmpl, opts)
+	}
+	msg := loadError(t, config(storage(dir), raw("")))
+	for _, want := range []string{`map has no entry for key "order_id"`, "set sample to a JSON file of its events"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refused with\n%s\nwant it to contain\n%s", msg, want)
+		}
+	}
+
+	sample := writeFile(t, dir, "order.json", `{"id":"evt_x","topic":"orders","data":{"order_id":"o-1"}}`)
+	load(t, tc, config(storage(dir), raw("\t\t\t\tsample "+sample)))
+	if status, body := testutil.Post(t, baseURL+"/orders", nil, []byte(`{"order_id":"o-7","more":1}`)); status != http.StatusCreated {
+		t.Fatalf("ingress answered %d %s", status, body)
+	}
+	testutil.WaitFor(t, 15*time.Second, "the delivery", func() bool { return rc.Count() >= 1 })
+	if got := rc.Got()[0].Body; !jsonEqual(got, `{"order":"o-7"}`) {
+		t.Errorf("delivered %s", got)
 	}
 }

@@ -1,4 +1,4 @@
-package sync
+package call
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
-// Secrets of the sync tests: answers are signed with responseWhsec, the
+// Secrets of the call tests: answers are signed with responseWhsec, the
 // forwarded requests with destWhsec.
 const (
 	responseWhsec = "whsec_c3luYy10ZXN0LXJlc3BvbnNlLWtleS0wMTIzNDU2Nzg5"
@@ -68,7 +68,7 @@ func merchant(t testing.TB) *testutil.Receiver {
 	})
 }
 
-// The caller of the sync routes: a sync route runs only for a caller that
+// The caller of the call routes: hook_call runs only for a caller that
 // a handler before it authenticated, here basic_auth.
 const (
 	callerUser     = "deuna"
@@ -81,27 +81,27 @@ const (
 // basicAuth is a basic_auth directive that lets callerUser in.
 const basicAuth = "\t\tbasic_auth {\n\t\t\t" + callerUser + " " + callerHash + "\n\t\t}\n"
 
-// syncRoute is a route with a sync-mode hook_relay to dest behind
-// basicAuth; opts go into the 'to' block.
-func syncRoute(path, dest, opts string) string {
-	return syncRouteWith(path, basicAuth, "", dest, opts)
+// callRoute is a route with a hook_call to dest behind basicAuth; callOpts
+// go into the hook_call block, toOpts into its 'to' block.
+func callRoute(path, dest, callOpts, toOpts string) string {
+	return callRouteWith(path, basicAuth, callOpts, dest, toOpts)
 }
 
-// syncRouteWith is a route with the handlers before (whole lines), then a
-// sync-mode hook_relay with the extra options relayOpts (whole lines) and
-// a 'to' dest block holding opts.
-func syncRouteWith(path, before, relayOpts, dest, opts string) string {
+// callRouteWith is a route with the handlers before (whole lines), then a
+// hook_call with the extra options callOpts (whole lines) and a 'to' dest
+// block holding toOpts.
+func callRouteWith(path, before, callOpts, dest, toOpts string) string {
 	return fmt.Sprintf(`	route %s {
-%s		hook_relay {
-			mode sync
+%s		hook_call {
 			max_body 4KB
 			response_secret %s
-%s			to %s {
+%s
+			to %s {
 %s
 			}
 		}
 	}
-`, path, before, responseWhsec, relayOpts, dest, opts)
+`, path, before, responseWhsec, callOpts, dest, toOpts)
 }
 
 // callerHeader carries callerUser's credentials.
@@ -153,7 +153,7 @@ func verifyAnswer(t testing.TB, resp *http.Response, body []byte) {
 	}
 }
 
-func TestSyncMode(t *testing.T) {
+func TestCall(t *testing.T) {
 	rc := merchant(t)
 	templates := fmt.Sprintf(`
 				sample %s
@@ -172,13 +172,13 @@ func TestSyncMode(t *testing.T) {
 				auth api_key {
 					header X-Api-Key k-123
 				}`
-	site := syncRoute("/tip", rc.URL+"/tip", creds+templates) +
-		syncRoute("/reject", rc.URL+"/reject", templates) +
-		syncRoute("/down", fmt.Sprintf("http://127.0.0.1:%d/tip", deadPort), templates) +
-		syncRoute("/slow", rc.URL+"/slow", "\t\t\t\ttimeout 300ms") +
-		syncRoute("/boom", rc.URL+"/boom", "") +
-		syncRoute("/html", rc.URL+"/html", templates) +
-		syncRoute("/plain", rc.URL+"/tip", "\t\t\t\tfields uuid amounts.total")
+	site := callRoute("/tip", rc.URL+"/tip", templates, creds) +
+		callRoute("/reject", rc.URL+"/reject", templates, "") +
+		callRoute("/down", fmt.Sprintf("http://127.0.0.1:%d/tip", deadPort), templates, "") +
+		callRoute("/slow", rc.URL+"/slow", "", "\t\t\t\ttimeout 300ms") +
+		callRoute("/boom", rc.URL+"/boom", "", "") +
+		callRoute("/html", rc.URL+"/html", templates, "") +
+		callRoute("/plain", rc.URL+"/tip", "\t\t\tfields uuid amounts.total", "")
 	tc := newTester(t)
 	load(t, tc, config("", site))
 
@@ -258,45 +258,44 @@ func TestSyncMode(t *testing.T) {
 	}
 
 	t.Run("no queue started", func(t *testing.T) {
-		// Sync mode must not start the hookrelay app: its default
+		// hook_call must not start the hookrelay app: its default
 		// embedded queue would live here.
 		dir := filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy", "hookrelay")
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Errorf("%s exists (%v): sync mode started the queue", dir, err)
+			t.Errorf("%s exists (%v): hook_call started the queue", dir, err)
 		}
 	})
 }
 
-// TestSyncTemplateRefused checks that a sync-mode config whose
+// TestCallTemplateRefused checks that a hook_call whose
 // response_template fails over its response_sample is refused with the
 // template's name, line and reason.
-func TestSyncTemplateRefused(t *testing.T) {
+func TestCallTemplateRefused(t *testing.T) {
 	dir := testDir(t)
 	tc := newTester(t)
 	load(t, tc, emptyConfig)
 	tmpl := writeFile(t, dir, "tip.tmpl", "{\n  \"order_id\": \"{{ .result.uuid }}\",\n  \"tip\": {{ .result.amounts.tip }}\n}\n")
 	reply := writeFile(t, dir, "reply.json", `{"uuid":"u-1","amounts":{"total":3}}`)
-	msg := loadError(t, config("", syncRoute("/tip", "http://127.0.0.1:9399/", fmt.Sprintf(
-		"\t\t\t\tresponse_template %s\n\t\t\t\tresponse_sample %s", tmpl, reply))))
+	msg := loadError(t, config("", callRoute("/tip", "http://127.0.0.1:9399/", fmt.Sprintf(
+		"\t\t\tresponse_template %s\n\t\t\tresponse_sample %s", tmpl, reply), "")))
 	want := fmt.Sprintf(`checking response_template over response_sample %s: template %q line 3: at <.result.amounts.tip>: map has no entry for key "tip"`, reply, tmpl)
 	if !strings.Contains(msg, want) {
 		t.Errorf("refused with\n%s\nwant it to contain\n%s", msg, want)
 	}
 
 	// Output that is not JSON, inline template.
-	msg = loadError(t, config("", syncRoute("/tip", "http://127.0.0.1:9399/",
-		"\t\t\t\terror_response_template `{\"error\": {{ .error }}}`")))
+	msg = loadError(t, config("", callRoute("/tip", "http://127.0.0.1:9399/",
+		"\t\t\terror_response_template `{\"error\": {{ .error }}}`", "")))
 	if want := `template "error_response_template": output is not valid JSON`; !strings.Contains(msg, want) {
 		t.Errorf("refused with\n%s\nwant it to contain\n%s", msg, want)
 	}
 
 	// Two destinations.
-	msg = loadError(t, config("", `	hook_relay {
-		mode sync
+	msg = loadError(t, config("", `	hook_call {
 		to http://127.0.0.1:9399/a
 		to http://127.0.0.1:9399/b
 	}`))
-	if want := "mode sync needs exactly one 'to' destination, not 2"; !strings.Contains(msg, want) {
+	if want := "hook_call calls one destination; use one 'to'"; !strings.Contains(msg, want) {
 		t.Errorf("refused with\n%s\nwant it to contain\n%s", msg, want)
 	}
 }

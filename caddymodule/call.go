@@ -1,0 +1,600 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/destination"
+	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/transform"
+)
+
+func init() {
+	caddy.RegisterModule(Call{})
+}
+
+// Call is the hook_call handler, DEUNA's dynamic webhooks: it forwards the
+// request's JSON body at once to its one destination, with the
+// destination's credentials, headers, params, signature and timeout, and
+// answers with the destination's reply, shaped by ResponseTemplate or
+// ErrorResponseTemplate and signed with ResponseSecret. It stores nothing,
+// retries nothing and needs no queue: it does not start the hookrelay
+// app. It takes the raw JSON body, so it cannot follow hook_normalize.
+//
+// Its answers are 200 with the reply on a 2xx, the destination's status
+// on a 4xx, 502 when the destination fails (5xx, 3xx, connection error, a
+// reply that is not JSON or does not fit the template) and 504 when it
+// times out. It answers 401, before anything is read or sent, to a caller
+// that no earlier handler authenticated, unless AllowUnauthenticated is
+// set.
+type Call struct {
+	// Topic names the calls of this route, such as "checkout/tip".
+	// Default: none; a call needs no topic.
+	Topic string `json:"topic,omitempty"`
+
+	// Destination is called with every request. Template, TemplateFile,
+	// Sample, Fields, CustomFields, Workers and MaxPending apply to
+	// hook_relay's deliveries and must not be set here. Required.
+	Destination *destination.Config `json:"destination,omitempty"`
+
+	// Sample is a JSON file with a sample of the caller's body, seen as
+	// .request when the response templates are checked at load. Default:
+	// an empty object.
+	Sample string `json:"sample,omitempty"`
+
+	// ResponseTemplate is a Go text/template (inline text) that turns the
+	// destination's 2xx JSON reply into the answer. It sees the reply as
+	// .result, the caller's JSON body as .request and the destination's
+	// status as .status, as in {{ .result.uuid }}; its output must be
+	// JSON. Fields and CustomFields then apply to its output. It is
+	// checked at load over ResponseSample (as .result) and Sample (as
+	// .request). Default: the reply is passed through.
+	ResponseTemplate string `json:"response_template,omitempty"`
+
+	// ResponseTemplateFile is a file holding the response template; an
+	// alternative to ResponseTemplate. Default: none.
+	ResponseTemplateFile string `json:"response_template_file,omitempty"`
+
+	// ErrorResponseTemplate is a Go text/template (inline text) rendered
+	// when the destination answers other than 2xx or cannot be reached.
+	// It sees the destination's JSON error body as .result (null when it
+	// sent none or not JSON), its status as .status (0 when there is
+	// none), a short error text as .error ("HTTP 422 Unprocessable
+	// Entity", "timeout", "unreachable", "invalid JSON reply", ...) and
+	// the caller's body as .request. It is checked at load over an
+	// unreachable destination (.result null, .status 0) and over
+	// ErrorResponseSample when set. Default: a 4xx JSON body is passed
+	// through with its status; anything else is answered with the
+	// contract's error envelope.
+	ErrorResponseTemplate string `json:"error_response_template,omitempty"`
+
+	// ErrorResponseTemplateFile is a file holding the error response
+	// template; an alternative to ErrorResponseTemplate. Default: none.
+	ErrorResponseTemplateFile string `json:"error_response_template_file,omitempty"`
+
+	// ResponseSample is a JSON file with a sample reply of the
+	// destination (DEUNA's response_data): the response template must
+	// render it, as .result, to valid JSON at load, or the config is
+	// refused. Required with a response template. Default: none.
+	ResponseSample string `json:"response_sample,omitempty"`
+
+	// ErrorResponseSample is a JSON file with a sample error body of the
+	// destination, over which the error response template is checked at
+	// load as a 422 answer. Default: none.
+	ErrorResponseSample string `json:"error_response_sample,omitempty"`
+
+	// Fields, when set, keeps only these dotted paths of a success answer
+	// (DEUNA's fields). Default: the whole answer.
+	Fields []string `json:"fields,omitempty"`
+
+	// CustomFields are more dotted paths kept with Fields (DEUNA's
+	// custom_fields). Default: none.
+	CustomFields []string `json:"custom_fields,omitempty"`
+
+	// ResponseSecret is a Standard Webhooks secret ("whsec_<base64>")
+	// that signs every answer: webhook-id, webhook-timestamp and
+	// webhook-signature over the response body. Use a placeholder such as
+	// {env.TIP_RESPONSE_WHSEC}. Default: answers are not signed.
+	ResponseSecret string `json:"response_secret,omitempty"`
+
+	// AllowUnauthenticated forwards requests that no earlier handler
+	// authenticated. Dangerous: hook_call calls its destination with the
+	// destination's credentials and signs the answer, so on an open route
+	// anyone can have the merchant called. Set it only when callers are
+	// authenticated in a way hook_call cannot see (forward_auth, client
+	// certificates, a private network). Default: false, and a request is
+	// answered 401 unless hook_verify verified its token or an
+	// authentication handler (basic_auth) set {http.auth.user.id} before
+	// this handler.
+	AllowUnauthenticated bool `json:"allow_unauthenticated,omitempty"`
+
+	// MaxBody is the largest request body accepted, in bytes. Default:
+	// 20 MB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	call     *caller
+	log      *zap.Logger
+	outbound bool // holds the shared outbound state
+}
+
+// MaxSyncReply is the largest destination reply, in bytes, that hook_call
+// reads; a larger one is a failure of the destination (502).
+const MaxSyncReply = 10 << 20
+
+// caller is a provisioned hook_call: one destination, its templates and
+// the signer of the answers.
+type caller struct {
+	dest     *relay.Destination // Header, Query, Signer, Auth resolved
+	client   *http.Client
+	timeout  time.Duration
+	respTmpl *transform.Template // nil: the reply is passed through
+	errTmpl  *transform.Template // nil: the 4xx JSON body or the envelope
+	fields   []string            // kept from the success body
+	signer   *relay.Signer       // signs the answers; nil: unsigned
+	maxBody  int64
+	anyone   bool // allow_unauthenticated: no earlier authentication needed
+	log      *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Call) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.hook_call",
+		New: func() caddy.Module { return new(Call) },
+	}
+}
+
+// Provision checks the config, builds the destination and loads the
+// templates. It never touches the hookrelay app: a call stores nothing.
+func (h *Call) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = DefaultMaxBody
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	dc := h.Destination
+	fail := func(err error) error {
+		return fmt.Errorf("destination %s: %w", dc.DisplayName(), err)
+	}
+	out, err := acquireOutbound()
+	if err != nil {
+		return err
+	}
+	h.outbound = true
+	d, err := resolveDestination(*dc).Build(destination.Env{Tokens: out.tokens})
+	if err != nil {
+		return fail(err)
+	}
+	c := &caller{
+		dest:    d,
+		client:  out.client,
+		timeout: time.Duration(dc.Timeout),
+		fields:  destination.Paths(h.Fields, h.CustomFields),
+		maxBody: h.MaxBody,
+		anyone:  h.AllowUnauthenticated,
+		log:     h.log,
+	}
+	if c.anyone {
+		h.log.Warn("hook_call runs for unauthenticated callers (allow_unauthenticated): "+
+			"anyone who reaches this route has the destination called with its credentials",
+			zap.String("destination", d.Name))
+	}
+	if c.timeout == 0 {
+		c.timeout = 30 * time.Second
+	}
+	if h.ResponseSecret != "" {
+		signer, err := relay.NewSigner(resolveSecret(h.ResponseSecret))
+		if err != nil {
+			return fmt.Errorf("response_secret: %w", err)
+		}
+		c.signer = signer
+	}
+	if err := c.loadTemplates(h); err != nil {
+		return err
+	}
+	h.call = c
+	return nil
+}
+
+// Validate checks the settings; it reads no file.
+func (h *Call) Validate() error {
+	dc := h.Destination
+	switch {
+	case dc == nil:
+		return errors.New("a 'to' destination is required")
+	case dc.Template != "" || dc.TemplateFile != "":
+		return errors.New("hook_call forwards the request body as it is; use response_template to shape the reply (template applies to hook_relay's deliveries)")
+	case dc.Workers != 0 || dc.MaxPending != 0:
+		return errors.New("hook_call has no queue; remove workers and max_pending")
+	case dc.Sample != "" || len(dc.Fields) > 0 || len(dc.CustomFields) > 0:
+		return errors.New("set sample, fields and custom_fields on hook_call, not on its destination")
+	case h.ResponseTemplate != "" && h.ResponseTemplateFile != "":
+		return errors.New("use response_template or response_template_file, not both")
+	case h.ErrorResponseTemplate != "" && h.ErrorResponseTemplateFile != "":
+		return errors.New("use error_response_template or error_response_template_file, not both")
+	case (h.ResponseTemplate != "" || h.ResponseTemplateFile != "") && h.ResponseSample == "":
+		return errors.New("response_template needs a response_sample (a sample reply of the destination) to be checked over")
+	case h.ErrorResponseSample != "" && h.ErrorResponseTemplate == "" && h.ErrorResponseTemplateFile == "":
+		return errors.New("error_response_sample needs an error_response_template")
+	case h.MaxBody < 0:
+		return errors.New("max_body cannot be negative")
+	}
+	return nil
+}
+
+// Cleanup gives back the shared outbound state.
+func (h *Call) Cleanup() error {
+	if !h.outbound {
+		return nil
+	}
+	h.outbound = false
+	return releaseOutbound()
+}
+
+// loadTemplates parses the response templates and checks them: the
+// response_template over response_sample (as .result) and sample (as
+// .request), then fields; the error_response_template over an unreachable
+// destination and, when given, over error_response_sample as a 422 body.
+func (s *caller) loadTemplates(h *Call) error {
+	var err error
+	if s.respTmpl, err = destination.LoadTemplate("response_template", h.ResponseTemplate, h.ResponseTemplateFile); err != nil {
+		return err
+	}
+	if s.errTmpl, err = destination.LoadTemplate("error_response_template", h.ErrorResponseTemplate, h.ErrorResponseTemplateFile); err != nil {
+		return err
+	}
+	var request any = map[string]any{}
+	if h.Sample != "" {
+		if request, err = readSample("sample", h.Sample); err != nil {
+			return err
+		}
+	}
+	if s.respTmpl != nil {
+		result, err := readSample("response_sample", h.ResponseSample)
+		if err != nil {
+			return err
+		}
+		out, err := s.respTmpl.Render(replyData(request, http.StatusOK, result, ""))
+		if err == nil && len(s.fields) > 0 {
+			_, err = transform.Select(out, s.fields)
+		}
+		if err != nil {
+			return fmt.Errorf("checking response_template over response_sample %s: %w", h.ResponseSample, err)
+		}
+	} else if len(s.fields) > 0 && h.ResponseSample != "" {
+		b, err := destination.ReadSample("response_sample", h.ResponseSample)
+		if err != nil {
+			return err
+		}
+		if _, err := transform.Select(b, s.fields); err != nil {
+			return fmt.Errorf("checking fields over response_sample %s: %w", h.ResponseSample, err)
+		}
+	}
+	if s.errTmpl != nil {
+		if err := s.errTmpl.Check(replyData(request, 0, nil, errUnreachable)); err != nil {
+			return fmt.Errorf("checking error_response_template over an unreachable destination (.result null, .status 0): %w", err)
+		}
+		if h.ErrorResponseSample != "" {
+			result, err := readSample("error_response_sample", h.ErrorResponseSample)
+			if err != nil {
+				return err
+			}
+			status := http.StatusUnprocessableEntity
+			if err := s.errTmpl.Check(replyData(request, status, result, statusText(status))); err != nil {
+				return fmt.Errorf("checking error_response_template over error_response_sample %s: %w", h.ErrorResponseSample, err)
+			}
+		}
+	}
+	return nil
+}
+
+// readSample reads a JSON sample file, set by option, and decodes it.
+func readSample(option, file string) (any, error) {
+	b, err := destination.ReadSample(option, file)
+	if err != nil {
+		return nil, err
+	}
+	return transform.DecodeJSON(b)
+}
+
+// templateArg tells an inline template from a file name: a backquoted
+// token that spans lines or holds template actions is the template itself.
+func templateArg(t string) (inline, file string) {
+	if strings.ContainsAny(t, "\n{") {
+		return t, ""
+	}
+	return "", t
+}
+
+// The short texts of .error.
+const (
+	errUnreachable = "unreachable"
+	errTimeout     = "timeout"
+	errNotJSON     = "invalid JSON reply"
+	errTransform   = "reply does not fit the response template"
+	errAuth        = "authorization failed"
+	errTooLarge    = "reply too large"
+)
+
+// replyData is what the response templates see: .result (the reply's JSON,
+// null when there is none), .request (the caller's JSON), .status (the
+// destination's status, 0 when it gave none) and, for errors, .error.
+func replyData(request any, status int, result any, errText string) map[string]any {
+	m := map[string]any{
+		"result":  result,
+		"request": request,
+		"status":  json.Number(strconv.Itoa(status)),
+	}
+	if errText != "" {
+		m["error"] = errText
+	}
+	return m
+}
+
+func statusText(status int) string {
+	return "HTTP " + strconv.Itoa(status) + " " + http.StatusText(status)
+}
+
+// exchange is how one forward to the destination went.
+type exchange struct {
+	status  int    // the destination's status; 0 when it gave none
+	body    []byte // its reply, at most MaxSyncReply bytes
+	failed  string // set when there is no usable reply: one of the err* texts
+	timeout bool
+	cause   error // for the log only
+}
+
+// forward POSTs body to the destination once (twice when an OAuth token
+// was refused with 401 and a fresh one may help), within the timeout.
+func (s *caller) forward(parent context.Context, id string, body []byte) exchange {
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
+	defer cancel()
+	x, req := s.send(ctx, id, body)
+	if x.status == http.StatusUnauthorized && req != nil && s.dest.Auth != nil && s.dest.Auth.Reject(req) {
+		x, _ = s.send(ctx, id, body)
+	}
+	if x.failed != "" && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		x.failed, x.timeout = errTimeout, true
+	}
+	return x
+}
+
+func (s *caller) send(ctx context.Context, id string, body []byte) (exchange, *http.Request) {
+	req, err := s.dest.NewRequest(ctx, id, body, time.Now())
+	if err != nil {
+		var authErr *relay.AuthError
+		if errors.As(err, &authErr) {
+			return exchange{failed: errAuth, cause: err}, nil
+		}
+		return exchange{failed: errUnreachable, cause: err}, nil
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return exchange{failed: errUnreachable, cause: relay.RedactURLError(err)}, req
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, MaxSyncReply+1))
+	switch {
+	case err != nil:
+		return exchange{status: resp.StatusCode, failed: errUnreachable, cause: relay.RedactURLError(err)}, req
+	case len(reply) > MaxSyncReply:
+		return exchange{status: resp.StatusCode, failed: errTooLarge}, req
+	}
+	return exchange{status: resp.StatusCode, body: reply}, req
+}
+
+// answer turns an exchange into the status and body for the caller.
+// request is the caller's JSON body.
+func (s *caller) answer(request []byte, x exchange) (int, []byte) {
+	var req any // decoded on first use
+	reqData := func() any {
+		if req == nil {
+			v, err := transform.DecodeJSON(request)
+			if err != nil {
+				v = nil // cannot happen: the body was validated
+			}
+			req = v
+		}
+		return req
+	}
+	if x.failed != "" {
+		status := http.StatusBadGateway
+		if x.timeout {
+			status = http.StatusGatewayTimeout
+		}
+		return s.failure(reqData, status, x, nil, x.failed)
+	}
+	result, jerr := transform.DecodeJSON(x.body)
+	if jerr != nil {
+		result = nil
+	}
+	switch {
+	case x.status >= 200 && x.status < 300:
+		if jerr != nil {
+			return s.failure(reqData, http.StatusBadGateway, x, nil, errNotJSON)
+		}
+		out := x.body
+		if s.respTmpl != nil {
+			var err error
+			if out, err = s.respTmpl.Render(replyData(reqData(), x.status, result, "")); err != nil {
+				s.warn("the destination's reply does not fit response_template", x, err)
+				return s.failure(reqData, http.StatusBadGateway, x, result, errTransform)
+			}
+		}
+		out, err := transform.Select(out, s.fields)
+		if err != nil {
+			s.warn("fields cannot be selected from the reply", x, err)
+			return s.failure(reqData, http.StatusBadGateway, x, result, errTransform)
+		}
+		return http.StatusOK, out
+	case x.status >= 400 && x.status < 500:
+		return s.failure(reqData, x.status, x, result, statusText(x.status))
+	default:
+		return s.failure(reqData, http.StatusBadGateway, x, result, statusText(x.status))
+	}
+}
+
+// failure answers status: the error_response_template's output when there
+// is one; else a 4xx's JSON body as it is; else the contract's envelope.
+func (s *caller) failure(request func() any, status int, x exchange, result any, errText string) (int, []byte) {
+	if errText != errTransform && (x.status < 400 || x.status >= 500) {
+		s.warn("the call failed", x, nil)
+	}
+	if s.errTmpl != nil {
+		out, err := s.errTmpl.Render(replyData(request(), x.status, result, errText))
+		if err == nil {
+			return status, out
+		}
+		s.warn("error_response_template failed; answering the default error", x, err)
+	} else if status < 500 && result != nil {
+		var out bytes.Buffer
+		if json.Compact(&out, x.body) == nil {
+			return status, out.Bytes()
+		}
+	}
+	var detail string
+	switch {
+	case x.timeout:
+		detail = fmt.Sprintf("The destination did not answer within %v.", s.timeout)
+	case errText == errNotJSON:
+		detail = "The destination's reply is not JSON."
+	case errText == errTransform:
+		detail = "The destination's reply could not be transformed."
+	case errText == errTooLarge:
+		detail = fmt.Sprintf("The destination's reply is larger than %d bytes.", MaxSyncReply)
+	case errText == errAuth:
+		detail = "The destination's credentials could not be obtained."
+	case x.status != 0:
+		detail = fmt.Sprintf("The destination answered %d %s.", x.status, http.StatusText(x.status))
+	default:
+		detail = "The destination could not be reached."
+	}
+	return status, envelope(status, detail)
+}
+
+func (s *caller) warn(msg string, x exchange, err error) {
+	if ce := s.log.Check(zap.WarnLevel, msg); ce != nil {
+		if err == nil {
+			err = x.cause
+		}
+		ce.Write(zap.String("destination", s.dest.Name), zap.Int("status", x.status),
+			zap.String("reason", x.failed), zap.Error(err))
+	}
+}
+
+// envelope is the contract's error body with one entry.
+func envelope(status int, detail string) []byte {
+	title := titles[status]
+	if title == "" {
+		title = http.StatusText(status)
+	}
+	body, _ := json.Marshal(struct {
+		Errors []apiError `json:"errors"`
+	}{[]apiError{{Title: title, Detail: detail, StatusCode: strconv.Itoa(status)}}})
+	return body
+}
+
+// reply writes an answer, signed when a response_secret is set.
+func (s *caller) reply(w http.ResponseWriter, r *http.Request, id string, status int, body []byte) {
+	if s.signer != nil {
+		ts, sig := s.signer.Sign(id, time.Now(), body)
+		h := w.Header()
+		h.Set("webhook-id", id)
+		h.Set("webhook-timestamp", ts)
+		h.Set("webhook-signature", sig)
+	}
+	observeIngress(r, status)
+	writeJSON(w, status, body)
+}
+
+// newMessageID returns a random "msg_" id for one exchange: the forwarded
+// request and the signed answer carry it as webhook-id.
+func newMessageID() string {
+	return "msg_" + strings.ToLower(strings.TrimRight(rand.Text(), "="))
+}
+
+// authenticated reports whether a handler before this one authenticated
+// the caller: hook_verify verified its token, or Caddy's authentication
+// handler (basic_auth and its other providers) set {http.auth.user.id}.
+func authenticated(r *http.Request) bool {
+	if ok, _ := caddyhttp.GetVar(r.Context(), "hook.verified").(bool); ok {
+		return true
+	}
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return false
+	}
+	id, _ := repl.GetString("http.auth.user.id")
+	return id != ""
+}
+
+// ServeHTTP forwards the request of an authenticated caller (or of
+// anyone, with allow_unauthenticated) to the destination and answers with
+// its reply, transformed and signed; it answers 401 to anyone else.
+func (h *Call) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	s := h.call
+	if !s.anyone && !authenticated(r) {
+		// Refuse before anything is read or sent. Debug, as any
+		// client's bad request: callers must not be able to flood the
+		// log.
+		if ce := s.log.Check(zap.DebugLevel, "call refused: no handler before hook_call authenticated the caller; "+
+			"put hook_verify or basic_auth before it, or set allow_unauthenticated"); ce != nil {
+			ce.Write(zap.String("destination", s.dest.Name))
+		}
+		// Not signed: the answer says nothing of the destination, and a
+		// caller who is not authenticated gets nothing signed.
+		observeIngress(r, http.StatusUnauthorized)
+		writeJSON(w, http.StatusUnauthorized, envelope(http.StatusUnauthorized, "The request is not authenticated."))
+		return nil
+	}
+	if ingressFrom(r) != nil {
+		return caddyhttp.Error(http.StatusInternalServerError,
+			errors.New("hook_call forwards the raw request body; it cannot follow hook_normalize"))
+	}
+	id := newMessageID()
+	body, status, detail := readLimited(w, r, s.maxBody)
+	if status != 0 {
+		s.reply(w, r, id, status, envelope(status, detail))
+		return nil
+	}
+	if !json.Valid(body) {
+		s.reply(w, r, id, http.StatusBadRequest, envelope(http.StatusBadRequest, "The request body is not valid JSON."))
+		return nil
+	}
+	x := s.forward(r.Context(), id, body)
+	if r.Context().Err() != nil {
+		return nil // the caller is gone; nobody to answer
+	}
+	status, out := s.answer(body, x)
+	s.reply(w, r, id, status, out)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Call)(nil)
+	_ caddy.Validator             = (*Call)(nil)
+	_ caddy.CleanerUpper          = (*Call)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Call)(nil)
+)

@@ -1,0 +1,409 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// runnerStore is what a runner asks of the queue: open its consumer,
+// park a retry, store a dead letter, pause its consumer. *queue is the
+// one implementation; tests of a runner's decisions may use another.
+type runnerStore interface {
+	openConsumer(ctx context.Context, cs consumerSettings) (jetstream.Consumer, error)
+	scheduleRetry(ctx context.Context, dest, eventID string, attempts int, firstSeen, at time.Time, body []byte) error
+	storeDeadLetter(ctx context.Context, r deadRecord, body []byte, dropped func(n uint64)) error
+	setConsumerState(ctx context.Context, cs consumerSettings, pauseFor time.Duration, gone bool) error
+}
+
+// runner runs one destination on this node: a puller goroutine that
+// fetches the destination's messages from its consumer, Workers
+// goroutines that attempt them (see delivery.go), and a heartbeat that
+// keeps what the runner holds from being handed out again.
+type runner struct {
+	e     *Engine
+	store runnerStore
+	name  string
+	log   *zap.Logger
+	dest  atomic.Pointer[Destination]
+	stats *destStats
+
+	// ctx ends pulling; attemptCtx ends attempts under way. Stopping a
+	// runner ends pulling at once and gives its attempts a grace period
+	// before cancelling them, since a cancelled attempt is made again.
+	ctx           context.Context
+	cancel        context.CancelFunc
+	attemptCtx    context.Context
+	cancelAttempt context.CancelFunc
+	wg            sync.WaitGroup
+
+	breaker breaker
+	held    heldMsgs
+	gone    goneMark
+}
+
+func newRunner(e *Engine, d *Destination) *runner {
+	ctx, cancel := context.WithCancel(e.ctx)
+	actx, acancel := context.WithCancel(e.ctx)
+	r := &runner{
+		e:             e,
+		store:         e.q,
+		name:          d.Name,
+		log:           e.log.Named("delivery").With(zap.String("destination", d.Name)),
+		stats:         e.stats(d.Name),
+		ctx:           ctx,
+		cancel:        cancel,
+		attemptCtx:    actx,
+		cancelAttempt: acancel,
+	}
+	r.held.m = make(map[jetstream.Msg]struct{})
+	r.dest.Store(d)
+	return r
+}
+
+func (r *runner) cfg() *Destination     { return r.dest.Load() }
+func (r *runner) setCfg(d *Destination) { r.dest.Store(d) }
+
+// consumerSettings are the destination's consumer's.
+func (r *runner) consumerSettings() consumerSettings {
+	return consumerSettings{dest: r.name, ackWait: r.e.ackWait, maxPending: r.cfg().MaxPending}
+}
+
+func (r *runner) start() {
+	d := r.cfg()
+	work := make(chan jetstream.Msg)
+	r.wg.Add(1 + d.Workers)
+	go r.pull(work)
+	for i := 0; i < d.Workers; i++ {
+		go func() {
+			defer r.wg.Done()
+			for msg := range work {
+				r.handle(msg)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	go r.heartbeat(done)
+}
+
+// stop ends pulling at once, hands back what was fetched and not started,
+// and lets attempts under way finish for up to grace before cancelling
+// them (a cancelled attempt is handed back and made again). It returns
+// once every goroutine of the runner has ended.
+func (r *runner) stop(grace time.Duration) {
+	r.cancel()
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		r.log.Warn("attempts still running after the grace period; cancelling them, they will be made again", zap.Duration("grace", grace))
+		r.cancelAttempt()
+		<-done
+	}
+	r.cancelAttempt()
+}
+
+// stopGrace is how long a stopping runner lets its attempts run: the
+// longest an attempt can take (twice the timeout, with a 401 retry).
+func (r *runner) stopGrace() time.Duration { return 2*r.cfg().Timeout + time.Second }
+
+// heldMsgs are the messages a runner holds, fetched and not yet settled:
+// waiting for a free worker or being attempted. The heartbeat keeps them
+// from being handed out again while the consumer's AckWait is short.
+type heldMsgs struct {
+	mu sync.Mutex
+	m  map[jetstream.Msg]struct{}
+}
+
+func (h *heldMsgs) add(m jetstream.Msg) {
+	h.mu.Lock()
+	h.m[m] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *heldMsgs) done(m jetstream.Msg) {
+	h.mu.Lock()
+	delete(h.m, m)
+	h.mu.Unlock()
+}
+
+func (h *heldMsgs) snapshot(buf []jetstream.Msg) []jetstream.Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for m := range h.m {
+		buf = append(buf, m)
+	}
+	return buf
+}
+
+// heartbeat tells JetStream, every third of the AckWait, that the held
+// messages are still being worked on, until done is closed.
+func (r *runner) heartbeat(done <-chan struct{}) {
+	t := time.NewTicker(r.e.ackWait / 3)
+	defer t.Stop()
+	var buf []jetstream.Msg
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			buf = r.held.snapshot(buf[:0])
+			for _, m := range buf {
+				_ = m.InProgress()
+			}
+		}
+	}
+}
+
+// goneMark is set when the destination answered 410 Gone: the runner
+// hands its messages back instead of attempting them while the mark
+// holds. The mark that every node sees lives in the consumer (see
+// runner.markGone); this is the node's own copy, cleared by a Resume
+// here, or when the consumer hands out a message again after the pause
+// took effect, which means another node resumed it.
+type goneMark struct {
+	mu     sync.Mutex
+	set    bool
+	pauseT time.Time // when the consumer's pause was confirmed; zero until then
+}
+
+func (g *goneMark) isSet() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.set
+}
+
+// mark sets the mark and reports whether it was not set before.
+func (g *goneMark) mark() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.set {
+		return false
+	}
+	g.set, g.pauseT = true, time.Time{}
+	return true
+}
+
+func (g *goneMark) paused(at time.Time) {
+	g.mu.Lock()
+	if g.set {
+		g.pauseT = at
+	}
+	g.mu.Unlock()
+}
+
+func (g *goneMark) clear() {
+	g.mu.Lock()
+	g.set, g.pauseT = false, time.Time{}
+	g.mu.Unlock()
+}
+
+// fetched clears the mark when a fetch that started after the pause took
+// effect was handed a message: the consumer was resumed.
+func (g *goneMark) fetched(fetchStart time.Time) {
+	g.mu.Lock()
+	if g.set && !g.pauseT.IsZero() && fetchStart.After(g.pauseT) {
+		g.set, g.pauseT = false, time.Time{}
+	}
+	g.mu.Unlock()
+}
+
+// markGone acts on a 410 Gone: the destination is marked gone and paused
+// in its consumer, so that every node stops and its later events stay
+// stored until an operator resumes it (Engine.Resume clears the mark).
+func (r *runner) markGone(log *zap.Logger) {
+	if !r.gone.mark() {
+		return
+	}
+	log.Error("destination answered 410 Gone; it is paused and its events wait until it is resumed")
+	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
+	defer cancel()
+	if err := r.store.setConsumerState(ctx, r.consumerSettings(), pauseForever, true); err != nil {
+		log.Warn("marking the destination gone failed; this node holds its deliveries anyway", zap.Error(err))
+		return
+	}
+	r.gone.paused(time.Now())
+}
+
+// Backoff between failed fetches or consumer creations.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// fetchStalledAfter is how many failed fetches in a row are logged as
+// paused delivery; fewer (a leader change) are only debug noise.
+const fetchStalledAfter = 3
+
+// puller is the state of a runner's pull loop.
+type puller struct {
+	r       *runner
+	cons    jetstream.Consumer
+	backoff time.Duration
+	// stalled counts consecutive failed fetches; a few in a row mean
+	// delivery is paused (queue unreachable, no leader), which is logged
+	// once, and so is the recovery.
+	stalled int
+}
+
+// pull fetches the destination's messages and hands them to the workers
+// on work until the runner stops.
+func (r *runner) pull(work chan<- jetstream.Msg) {
+	defer r.wg.Done()
+	defer close(work)
+	p := &puller{r: r, backoff: minBackoff}
+	for r.ctx.Err() == nil {
+		if p.cons == nil && !p.openConsumer() {
+			continue
+		}
+		if !r.holdBack() {
+			return
+		}
+		if err := p.fetch(work); err != nil {
+			p.failed(err)
+			continue
+		}
+		p.succeeded()
+	}
+}
+
+// openConsumer creates or updates the consumer; on failure it waits the
+// backoff and reports false.
+func (p *puller) openConsumer() bool {
+	ctx, cancel := context.WithTimeout(p.r.ctx, 10*time.Second)
+	c, err := p.r.store.openConsumer(ctx, p.r.consumerSettings())
+	cancel()
+	if err != nil {
+		if p.r.ctx.Err() != nil {
+			return false
+		}
+		p.stalled = max(p.stalled+1, fetchStalledAfter)
+		p.r.log.Warn("cannot create the destination's consumer; retrying", zap.Error(err), zap.Duration("in", p.backoff))
+		p.wait()
+		return false
+	}
+	p.cons, p.backoff = c, minBackoff
+	return true
+}
+
+// holdBack waits while the circuit is open; it reports false when the
+// runner stopped meanwhile.
+func (r *runner) holdBack() bool {
+	wait, change := r.breaker.next(r.cfg().Retry.Delay(1))
+	switch change {
+	case breakerOpened:
+		r.log.Warn("destination keeps failing; pausing pulls", zap.Duration("for", wait))
+	case breakerRecovered:
+		r.log.Info("destination recovered; pulling again")
+	}
+	if wait == 0 {
+		return true
+	}
+	if !sleepCtx(r.ctx, wait) {
+		return false
+	}
+	r.breaker.probe()
+	return true
+}
+
+// fetch takes a batch of up to twice the workers and hands each message
+// to a worker as it arrives. It returns the fetch's error, if any; a
+// fetch that found nothing before its expiry is not one.
+func (p *puller) fetch(work chan<- jetstream.Msg) error {
+	r := p.r
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	batch, err := p.cons.Fetch(2*r.cfg().Workers, jetstream.FetchContext(ctx))
+	if err != nil {
+		return err
+	}
+	for msg := range batch.Messages() {
+		r.held.add(msg)
+		r.gone.fetched(start)
+		select {
+		case work <- msg:
+		case <-r.ctx.Done():
+			// Hand it back at once rather than after AckWait.
+			_ = msg.Nak()
+			r.held.done(msg)
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+		return err
+	}
+	return nil
+}
+
+// failed notes a failed fetch and waits the backoff.
+func (p *puller) failed(err error) {
+	if p.r.ctx.Err() != nil {
+		return
+	}
+	if consumerGone(err) {
+		p.cons = nil
+	}
+	p.stalled++
+	if p.stalled == fetchStalledAfter {
+		p.r.log.Warn("cannot fetch from the queue; delivery pauses until it answers", zap.Error(err))
+	} else {
+		p.r.log.Debug("fetch failed; retrying", zap.Error(err))
+	}
+	p.wait()
+}
+
+// succeeded notes a fetch that worked.
+func (p *puller) succeeded() {
+	p.backoff = minBackoff
+	if p.stalled >= fetchStalledAfter {
+		p.r.log.Info("fetching from the queue again; delivery resumed")
+	}
+	p.stalled = 0
+}
+
+// wait sleeps the backoff, then doubles it.
+func (p *puller) wait() {
+	if sleepCtx(p.r.ctx, p.backoff) {
+		p.backoff = min(2*p.backoff, maxBackoff)
+	}
+}
+
+// consumerGone reports whether a fetch error means that the destination's
+// consumer, or its stream, no longer exists and must be created again. A
+// pull request for a consumer that does not exist finds no responder:
+// that is what a cluster that came back without its state, or a deleted
+// stream, looks like from here. Re-creating is idempotent, so doing it
+// for a responder missing only for a moment costs a few requests.
+func consumerGone(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, nats.ErrNoResponders)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
