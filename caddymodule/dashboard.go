@@ -24,12 +24,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(Dashboard{})
-	httpcaddyfile.RegisterHandlerDirective("hook_dashboard", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		db := new(Dashboard)
-		err := db.UnmarshalCaddyfile(h.Dispenser)
-		return db, err
-	})
-	httpcaddyfile.RegisterDirectiveOrder("hook_dashboard", httpcaddyfile.Before, "respond")
 }
 
 //go:embed dashboard/index.html dashboard/dashboard.css dashboard/dashboard.js
@@ -230,6 +224,12 @@ func (db *Dashboard) jsonError(w http.ResponseWriter, status int, msg string) er
 	body, _ := json.Marshal(map[string]string{"error": msg})
 	writeJSON(w, status, body)
 	return nil
+}
+
+func parseDashboard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	db := new(Dashboard)
+	err := db.UnmarshalCaddyfile(h.Dispenser)
+	return db, err
 }
 
 // UnmarshalCaddyfile sets up the dashboard from Caddyfile tokens. Syntax:

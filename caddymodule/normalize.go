@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -195,9 +198,60 @@ func (n *Normalize) debug(msg string, status, size int) {
 	}
 }
 
+func parseNormalize(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	n := new(Normalize)
+	err := n.UnmarshalCaddyfile(h.Dispenser)
+	return n, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_normalize <format> {
+//	    timezone <IANA zone>    # default America/Bogota
+//	    max_body <size>         # default 20MB
+//	    max_events <n>          # default 1000
+//	}
+func (n *Normalize) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if !d.AllArgs(&n.Format) {
+		return d.Err("hook_normalize needs exactly one format, such as ave_tracking")
+	}
+	if n.Format != "ave_tracking" {
+		return d.Errf("unknown format %q (supported: ave_tracking)", n.Format)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "timezone":
+			if !d.AllArgs(&n.Timezone) {
+				return d.ArgErr()
+			}
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			n.MaxBody = size
+		case "max_events":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				return d.Errf("max_events must be a positive number, not %q", s)
+			}
+			n.MaxEvents = v
+		default:
+			return d.Errf("unknown hook_normalize option %q", d.Val())
+		}
+	}
+	return nil
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Normalize)(nil)
 	_ caddy.Validator             = (*Normalize)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Normalize)(nil)
+	_ caddyfile.Unmarshaler       = (*Normalize)(nil)
 )

@@ -14,12 +14,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(DemoReceiver{})
-	httpcaddyfile.RegisterHandlerDirective("hook_demo_receiver", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		r := new(DemoReceiver)
-		err := r.UnmarshalCaddyfile(h.Dispenser)
-		return r, err
-	})
-	httpcaddyfile.RegisterDirectiveOrder("hook_demo_receiver", httpcaddyfile.Before, "respond")
 }
 
 // DemoReceiver stands in for the app behind the edge in the default
@@ -65,6 +59,12 @@ func (rc *DemoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cadd
 		zap.ByteString("body", body))
 	writeJSON(w, http.StatusOK, []byte(`{"received":true}`))
 	return nil
+}
+
+func parseDemoReceiver(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	rc := new(DemoReceiver)
+	err := rc.UnmarshalCaddyfile(h.Dispenser)
+	return rc, err
 }
 
 // UnmarshalCaddyfile takes no options:
