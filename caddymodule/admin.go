@@ -102,7 +102,7 @@ func methodNotAllowed(r *http.Request, allowed string) error {
 
 // engineFor returns the running engine or an error saying none runs.
 func engineFor() (*pooledEngine, error) {
-	eng := runningEngine()
+	eng := running.engine()
 	if eng == nil {
 		return nil, adminError(http.StatusServiceUnavailable, "hookrelay is not running: the loaded config has no hookrelay app (add a hook_relay handler or the hookrelay global option)")
 	}

@@ -2,18 +2,20 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -34,12 +36,9 @@ func (f *adminFlags) add(c *cobra.Command) {
 	c.Flags().StringVarP(&f.adapter, "adapter", "a", "", "config adapter for --config")
 }
 
-// adminErrorRE picks the status and body out of caddycmd.AdminAPIRequest's
-// error.
-var adminErrorRE = regexp.MustCompile(`(?s)HTTP (\d+): (.*)$`)
-
 // call sends a request to the admin API and decodes the JSON answer into
-// out (when not nil).
+// out (when not nil). An error answer (the admin API's {"error": "..."})
+// becomes an error naming the request, the status and the message.
 func (f *adminFlags) call(method, uri string, body, out any) error {
 	addr, err := caddycmd.DetermineAdminAPIAddress(f.address, nil, f.config, f.adapter)
 	if err != nil {
@@ -53,19 +52,24 @@ func (f *adminFlags) call(method, uri string, body, out any) error {
 		}
 		rd = bytes.NewReader(b)
 	}
-	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, rd)
+	resp, err := adminRequest(addr, method, uri, rd)
 	if err != nil {
-		if m := adminErrorRE.FindStringSubmatch(err.Error()); m != nil {
-			var e struct {
-				Error string `json:"error"`
-			}
-			if json.Unmarshal([]byte(m[2]), &e) == nil && e.Error != "" {
-				return fmt.Errorf("%s %s: HTTP %s: %s", method, uri, m[1], e.Error)
-			}
-		}
 		return fmt.Errorf("%s %s at %s: %v", method, uri, addr, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		msg, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIBody))
+		if err != nil {
+			return fmt.Errorf("%s %s at %s: HTTP %d: reading the error: %v", method, uri, addr, resp.StatusCode, err)
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s %s: HTTP %d: %s", method, uri, resp.StatusCode, e.Error)
+		}
+		return fmt.Errorf("%s %s at %s: HTTP %d: %s", method, uri, addr, resp.StatusCode, bytes.TrimSpace(msg))
+	}
 	if out == nil {
 		return nil
 	}
@@ -73,6 +77,43 @@ func (f *adminFlags) call(method, uri string, body, out any) error {
 		return fmt.Errorf("reading the answer of %s: %v", uri, err)
 	}
 	return nil
+}
+
+// adminRequest sends a request to the admin API listening at addr (a
+// network address as Caddy's admin listen takes it: host:port, unix/<path>
+// or fd/<n>), the way Caddy's own commands do: an Origin header the admin
+// API accepts over TCP, and a loopback Host over a socket.
+func adminRequest(addr, method, uri string, body io.Reader) (*http.Response, error) {
+	na, err := caddy.ParseNetworkAddress(addr)
+	if err != nil || na.PortRangeSize() > 1 {
+		return nil, fmt.Errorf("invalid admin address %s: %v", addr, err)
+	}
+	origin := "http://" + na.JoinHostPort(0)
+	socket := na.IsUnixNetwork() || na.IsFdNetwork()
+	if socket {
+		// Any Host does for a socket; the admin API wants a loopback one.
+		origin = "http://127.0.0.1"
+		// A unix address may end in |<permission bits> for the listener.
+		na.Host, _, _ = strings.Cut(na.Host, "|")
+	}
+	req, err := http.NewRequest(method, origin+uri, body)
+	if err != nil {
+		return nil, err
+	}
+	if !socket {
+		req.Header.Set("Origin", origin)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	dial := na.JoinHostPort(0)
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, na.Network, dial)
+		},
+	}}
+	return client.Do(req)
 }
 
 func statusCommand() *cobra.Command {

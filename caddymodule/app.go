@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -125,9 +124,6 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// engines holds the running engines, one per storage, across configs.
-var engines = caddy.NewUsagePool()
-
 // pooledEngine is the durable part: queue and workers. It holds the
 // shared outbound state (see outboundPool) while it runs, since its
 // workers' OAuth credentials keep their tokens there.
@@ -153,7 +149,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	st := a.storage()
 	a.key = st.Key()
-	val, loaded, err := engines.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+	eng, loaded, err := running.acquire(a.key, func() (*pooledEngine, error) {
 		out, err := acquireOutbound()
 		if err != nil {
 			return nil, err
@@ -173,7 +169,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.key = ""
 		return fmt.Errorf("starting the hookrelay queue: %w", err)
 	}
-	a.engine = val.(*pooledEngine)
+	a.engine = eng
 	if loaded {
 		// A reload onto the running queue: push this config's stream
 		// settings into it.
@@ -216,16 +212,16 @@ func (a *App) storage() relay.QueueConfig {
 // Validate checks the settings.
 func (a *App) Validate() error {
 	if a.SyncInterval < 0 || a.DedupeWindow < 0 || a.DeadLetterRetention < 0 {
-		return errors.New("hookrelay: durations cannot be negative")
+		return errors.New("durations cannot be negative")
 	}
 	if a.Storage != nil && a.Storage.Replicas < 0 {
-		return errors.New("hookrelay: replicas cannot be negative")
+		return errors.New("replicas cannot be negative")
 	}
 	if a.QueueLimit < 0 || a.DeadLetterLimit < 0 {
-		return errors.New("hookrelay: queue_limit and dead_letter_limit cannot be negative")
+		return errors.New("queue_limit and dead_letter_limit cannot be negative")
 	}
 	if a.Storage != nil && a.Storage.TLS != nil && (a.Storage.TLS.Cert == "") != (a.Storage.TLS.Key == "") {
-		return errors.New("hookrelay: storage tls needs both cert and key, or neither")
+		return errors.New("storage tls needs both cert and key, or neither")
 	}
 	return nil
 }
@@ -255,9 +251,9 @@ func (a *App) Start() error {
 	dests := append([]*relay.Destination(nil), a.dests...)
 	a.mu.Unlock()
 	if err := a.engine.Apply(a, dests); err != nil {
-		return fmt.Errorf("hookrelay: %w", err)
+		return err
 	}
-	setCurrentApp(a)
+	running.start(a)
 	a.log.Info("relay started", zap.Int("destinations", len(dests)), zap.Bool("embedded", a.engine.storage.Embedded()))
 	return nil
 }
@@ -265,7 +261,7 @@ func (a *App) Start() error {
 // Stop withdraws this config's destinations; if a newer config is
 // running, its destinations keep running untouched.
 func (a *App) Stop() error {
-	clearCurrentApp(a)
+	running.stop(a)
 	if a.engine != nil {
 		a.engine.Release(a)
 	}
@@ -278,43 +274,9 @@ func (a *App) Cleanup() error {
 	if a.key == "" {
 		return nil
 	}
-	_, err := engines.Delete(a.key)
+	err := running.release(a.key)
 	a.key = ""
 	return err
-}
-
-// started lists the running apps, oldest first: during a reload the old
-// and the new config overlap, and a new config that fails to start falls
-// back to the old one.
-var (
-	startedMu sync.Mutex
-	started   []*App
-)
-
-// setCurrentApp records that a started; the admin API and the metrics
-// read the most recently started app.
-func setCurrentApp(a *App) {
-	startedMu.Lock()
-	started = append(slices.DeleteFunc(started, func(x *App) bool { return x == a }), a)
-	startedMu.Unlock()
-}
-
-// clearCurrentApp records that a stopped.
-func clearCurrentApp(a *App) {
-	startedMu.Lock()
-	started = slices.DeleteFunc(started, func(x *App) bool { return x == a })
-	startedMu.Unlock()
-}
-
-// runningEngine returns the engine of the most recently started app that
-// still runs, or nil.
-func runningEngine() *pooledEngine {
-	startedMu.Lock()
-	defer startedMu.Unlock()
-	if len(started) == 0 {
-		return nil
-	}
-	return started[len(started)-1].engine
 }
 
 // Interface guards

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -17,12 +16,18 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 )
 
+// init registers the global option and every directive with its parser
+// (each module's UnmarshalCaddyfile lives beside the module) and its order.
+// The orders are relative to each other, so they are registered here, in
+// one place, rather than in init functions whose order follows file names.
 func init() {
 	httpcaddyfile.RegisterGlobalOption("hookrelay", parseGlobalOption)
 	httpcaddyfile.RegisterHandlerDirective("hook_verify", parseVerify)
 	httpcaddyfile.RegisterHandlerDirective("hook_normalize", parseNormalize)
 	httpcaddyfile.RegisterHandlerDirective("hook_relay", parseRelay)
 	httpcaddyfile.RegisterHandlerDirective("hook_call", parseCall)
+	httpcaddyfile.RegisterHandlerDirective("hook_dashboard", parseDashboard)
+	httpcaddyfile.RegisterHandlerDirective("hook_demo_receiver", parseDemoReceiver)
 	// Each lands just before respond, after the previous one, so they
 	// run in this order outside a route block too: hook_verify, then
 	// hook_normalize, then hook_relay or hook_call.
@@ -30,6 +35,8 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("hook_normalize", httpcaddyfile.Before, "respond")
 	httpcaddyfile.RegisterDirectiveOrder("hook_relay", httpcaddyfile.Before, "respond")
 	httpcaddyfile.RegisterDirectiveOrder("hook_call", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("hook_dashboard", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("hook_demo_receiver", httpcaddyfile.Before, "respond")
 }
 
 // parseGlobalOption sets up the hookrelay app from the global option:
@@ -190,180 +197,6 @@ func parseDurationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.Errf("%s must be positive", name)
 	}
 	return caddy.Duration(dur), nil
-}
-
-func parseVerify(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	v := new(Verify)
-	err := v.UnmarshalCaddyfile(h.Dispenser)
-	return v, err
-}
-
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
-//
-//	hook_verify {
-//	    header <name>                 # default Ave-Hub-signature
-//	    allow_bearer                  # also accept Authorization: Bearer
-//	    algorithms <alg>...           # default: what the keys allow; never none
-//	    secret <secret>               # HS*; use {env.*} or {file.*}
-//	    public_key <pem file> [<kid>] # RS*/PS*/ES*/EdDSA; repeatable
-//	    jwks <url>                    # https
-//	    jwks_insecure_http            # also accept an http jwks URL
-//	    jwks_refresh <duration>
-//	    issuer <iss>
-//	    audience <aud>...
-//	    leeway <duration>
-//	    max_age <duration>            # require iat no older than this
-//	    allow_missing_exp             # accept tokens without exp; needs max_age
-//	    cache_size <n>                # -1 disables
-//	}
-func (v *Verify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "header":
-			if !d.AllArgs(&v.Header) {
-				return d.ArgErr()
-			}
-		case "allow_bearer":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			v.AllowBearer = true
-		case "algorithms":
-			algs := d.RemainingArgs()
-			if len(algs) == 0 {
-				return d.ArgErr()
-			}
-			for _, a := range algs {
-				if strings.EqualFold(a, "none") {
-					return d.Err(`the "none" algorithm is never allowed`)
-				}
-			}
-			v.Algorithms = append(v.Algorithms, algs...)
-		case "secret":
-			if !d.AllArgs(&v.Secret) {
-				return d.ArgErr()
-			}
-		case "public_key":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return d.ArgErr()
-			}
-			pk := PublicKeyFile{File: args[0]}
-			if len(args) == 2 {
-				pk.KID = args[1]
-			}
-			v.PublicKeys = append(v.PublicKeys, pk)
-		case "jwks":
-			if !d.AllArgs(&v.JWKS) {
-				return d.ArgErr()
-			}
-		case "jwks_insecure_http":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			v.JWKSInsecureHTTP = true
-		case "jwks_refresh":
-			dur, err := parseDurationArg(d)
-			if err != nil {
-				return err
-			}
-			v.JWKSRefresh = dur
-		case "issuer":
-			if !d.AllArgs(&v.Issuer) {
-				return d.ArgErr()
-			}
-		case "audience":
-			aud := d.RemainingArgs()
-			if len(aud) == 0 {
-				return d.ArgErr()
-			}
-			v.Audience = append(v.Audience, aud...)
-		case "leeway":
-			dur, err := parseDurationArg(d)
-			if err != nil {
-				return err
-			}
-			v.Leeway = dur
-		case "max_age":
-			dur, err := parseDurationArg(d)
-			if err != nil {
-				return err
-			}
-			v.MaxAge = dur
-		case "allow_missing_exp":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			v.AllowMissingExp = true
-		case "cache_size":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n < -1 {
-				return d.Errf("cache_size must be a number, -1 to disable, not %q", s)
-			}
-			v.CacheSize = n
-		default:
-			return d.Errf("unknown hook_verify option %q", d.Val())
-		}
-	}
-	return nil
-}
-
-func parseNormalize(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	n := new(Normalize)
-	err := n.UnmarshalCaddyfile(h.Dispenser)
-	return n, err
-}
-
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
-//
-//	hook_normalize <format> {
-//	    timezone <IANA zone>    # default America/Bogota
-//	    max_body <size>         # default 20MB
-//	    max_events <n>          # default 1000
-//	}
-func (n *Normalize) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if !d.AllArgs(&n.Format) {
-		return d.Err("hook_normalize needs exactly one format, such as ave_tracking")
-	}
-	if n.Format != "ave_tracking" {
-		return d.Errf("unknown format %q (supported: ave_tracking)", n.Format)
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "timezone":
-			if !d.AllArgs(&n.Timezone) {
-				return d.ArgErr()
-			}
-		case "max_body":
-			size, err := parseSizeArg(d)
-			if err != nil {
-				return err
-			}
-			n.MaxBody = size
-		case "max_events":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			v, err := strconv.Atoi(s)
-			if err != nil || v < 1 {
-				return d.Errf("max_events must be a positive number, not %q", s)
-			}
-			n.MaxEvents = v
-		default:
-			return d.Errf("unknown hook_normalize option %q", d.Val())
-		}
-	}
-	return nil
 }
 
 // parseSizeArg reads one size such as 20MB.
@@ -814,8 +647,6 @@ func parseRetry(d *caddyfile.Dispenser) (*destination.RetryConfig, error) {
 
 // Interface guards
 var (
-	_ caddyfile.Unmarshaler = (*Verify)(nil)
-	_ caddyfile.Unmarshaler = (*Normalize)(nil)
 	_ caddyfile.Unmarshaler = (*RelayHandler)(nil)
 	_ caddyfile.Unmarshaler = (*Call)(nil)
 )

@@ -24,12 +24,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(Dashboard{})
-	httpcaddyfile.RegisterHandlerDirective("hook_dashboard", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		db := new(Dashboard)
-		err := db.UnmarshalCaddyfile(h.Dispenser)
-		return db, err
-	})
-	httpcaddyfile.RegisterDirectiveOrder("hook_dashboard", httpcaddyfile.Before, "respond")
 }
 
 //go:embed dashboard/index.html dashboard/dashboard.css dashboard/dashboard.js
@@ -38,7 +32,8 @@ var dashboardFiles embed.FS
 // Dashboard serves a status page of the relay: each destination's health,
 // backlog, next retry and recent outcomes, refreshed every few seconds,
 // with the dead letters and a button to replay them. It reads the running
-// engine directly, not through the admin API.
+// engine directly, not through the admin API, the way the admin API and the
+// metrics read it.
 //
 // Everything is served at the path the handler is routed to, so it works
 // under any route: the page itself; ?asset=dashboard.css and
@@ -53,7 +48,6 @@ type Dashboard struct {
 	// oldest first. Default: 20.
 	DeadLetters int `json:"dead_letters,omitempty"`
 
-	app *App
 	log *zap.Logger
 }
 
@@ -65,24 +59,21 @@ func (Dashboard) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision finds the hookrelay app.
+// Provision sets the defaults and loads the hookrelay app, so that a
+// config with a dashboard runs the relay it shows.
 func (db *Dashboard) Provision(ctx caddy.Context) error {
 	db.log = ctx.Logger()
 	if db.DeadLetters == 0 {
 		db.DeadLetters = 20
 	}
-	appVal, err := ctx.App("hookrelay")
-	if err != nil {
-		return err
-	}
-	db.app = appVal.(*App)
-	return nil
+	_, err := ctx.App("hookrelay")
+	return err
 }
 
 // Validate checks the settings.
 func (db *Dashboard) Validate() error {
 	if db.DeadLetters < 0 || db.DeadLetters > 1000 {
-		return errors.New("hook_dashboard: dead_letters must be from 1 to 1000")
+		return errors.New("dead_letters must be from 1 to 1000")
 	}
 	return nil
 }
@@ -121,7 +112,7 @@ func (db *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	case q.Has("asset"):
 		name := q.Get("asset")
 		if name != "dashboard.css" && name != "dashboard.js" {
-			return caddyhttp.Error(http.StatusNotFound, errors.New("no such asset"))
+			return db.jsonError(w, http.StatusNotFound, "no such asset: use dashboard.css or dashboard.js")
 		}
 		return db.serveFile(w, r, name)
 	default:
@@ -136,7 +127,8 @@ func (db *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 func (db *Dashboard) serveFile(w http.ResponseWriter, r *http.Request, name string) error {
 	b, err := dashboardFiles.ReadFile("dashboard/" + name)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		db.log.Error("reading an embedded dashboard file failed", zap.String("file", name), zap.Error(err))
+		return db.jsonError(w, http.StatusInternalServerError, "the page could not be served")
 	}
 	w.Header().Set("Content-Type", mime.TypeByExtension(path.Ext(name)))
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
@@ -150,7 +142,10 @@ func (db *Dashboard) serveFile(w http.ResponseWriter, r *http.Request, name stri
 func (db *Dashboard) serveState(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	eng := db.app.engine
+	eng := running.engine()
+	if eng == nil {
+		return db.jsonError(w, http.StatusServiceUnavailable, "the relay is not running")
+	}
 	stats, err := eng.Stats(ctx)
 	if err != nil {
 		db.log.Warn("reading the relay's state failed", zap.Error(err))
@@ -175,7 +170,8 @@ func (db *Dashboard) serveState(w http.ResponseWriter, r *http.Request) error {
 	}
 	body, err := json.Marshal(st)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		db.log.Error("encoding the relay's state failed", zap.Error(err))
+		return db.jsonError(w, http.StatusInternalServerError, "the state could not be encoded")
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
@@ -200,9 +196,13 @@ func (db *Dashboard) serveReplay(w http.ResponseWriter, r *http.Request) error {
 	if err := dec.Decode(&req); err != nil {
 		return db.jsonError(w, http.StatusBadRequest, `send {"ids":[...]} or {"destination":"<name>"}`)
 	}
+	eng := running.engine()
+	if eng == nil {
+		return db.jsonError(w, http.StatusServiceUnavailable, "the relay is not running")
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	n, err := replay(ctx, db.app.engine.Engine, req)
+	n, err := replay(ctx, eng.Engine, req)
 	if err != nil {
 		var ae caddy.APIError
 		if errors.As(err, &ae) && ae.HTTPStatus < 500 {
@@ -217,10 +217,19 @@ func (db *Dashboard) serveReplay(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// jsonError answers a failure as the admin API does, {"error": msg}: the
+// dashboard is an operator's page, whose script reads that shape, not a
+// webhook endpoint. It returns nil, so that Caddy never answers instead.
 func (db *Dashboard) jsonError(w http.ResponseWriter, status int, msg string) error {
 	body, _ := json.Marshal(map[string]string{"error": msg})
 	writeJSON(w, status, body)
 	return nil
+}
+
+func parseDashboard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	db := new(Dashboard)
+	err := db.UnmarshalCaddyfile(h.Dispenser)
+	return db, err
 }
 
 // UnmarshalCaddyfile sets up the dashboard from Caddyfile tokens. Syntax:

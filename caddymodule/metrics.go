@@ -96,9 +96,9 @@ func (deliveryObserver) Attempt(dest string, outcome relay.Outcome, took time.Du
 func (deliveryObserver) DeadLettersDropped(n uint64) { deadLettersDropped.Add(float64(n)) }
 
 // engineCollector reports, at each scrape, the running engine's queue
-// state per destination and its token cache counters. It reads whichever
-// engine the most recently started config uses, so a reload never leaves
-// it reading a stopped one.
+// state per destination and its token cache counters. It reads the
+// running engine (running.engine), so a reload never leaves it reading a
+// stopped one.
 type engineCollector struct{}
 
 var (
@@ -140,7 +140,7 @@ func (engineCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the running engine; it sends nothing when none runs, and
 // only the token counters when the queue cannot be read in time.
 func (engineCollector) Collect(ch chan<- prometheus.Metric) {
-	eng := runningEngine()
+	eng := running.engine()
 	if eng == nil {
 		return
 	}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -33,7 +36,9 @@ const DefaultMaxBody = 20 << 20
 // it: hook_relay stores the events and answers 201; a handler that reads
 // the body (reverse_proxy) gets it as it was sent. Normalize never answers
 // 201 itself, since it stores nothing: when nothing after it answers, the
-// route is misconfigured, and it answers 500 and logs an error.
+// route is misconfigured, and it answers 500 and logs an error. An error
+// of a handler after it that has not answered is answered in the envelope
+// with that error's status.
 type Normalize struct {
 	// Format of the payload. Supported: "ave_tracking" (Aveonline's
 	// shipping tracking events).
@@ -78,7 +83,7 @@ func (n *Normalize) Provision(ctx caddy.Context) error {
 	if n.Timezone != "" {
 		loc, err := time.LoadLocation(n.Timezone)
 		if err != nil {
-			return fmt.Errorf("hook_normalize: unknown timezone %q", n.Timezone)
+			return fmt.Errorf("unknown timezone %q", n.Timezone)
 		}
 		n.opts.Location = loc
 	}
@@ -88,10 +93,10 @@ func (n *Normalize) Provision(ctx caddy.Context) error {
 // Validate checks the settings.
 func (n *Normalize) Validate() error {
 	if n.Format != "ave_tracking" {
-		return fmt.Errorf("hook_normalize: unknown format %q (supported: ave_tracking)", n.Format)
+		return fmt.Errorf("unknown format %q (supported: ave_tracking)", n.Format)
 	}
 	if n.MaxBody < 0 || n.MaxEvents < 0 {
-		return errors.New("hook_normalize: max_body and max_events cannot be negative")
+		return errors.New("max_body and max_events cannot be negative")
 	}
 	return nil
 }
@@ -160,11 +165,8 @@ func (n *Normalize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	// A handler that passes the webhook on (reverse_proxy) reads the body
 	// again.
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	tw := &writeTracker{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	if err := next.ServeHTTP(tw, req); err != nil {
-		return err
-	}
-	if !in.answered && !tw.wrote {
+	answered := serveNext(w, req, next, n.log)
+	if !in.answered && !answered {
 		// Nothing stored the events and nothing answered: answering 201
 		// would drop them silently. 500 makes the sender retry, so what
 		// it sends until the route is fixed is not lost.
@@ -196,27 +198,54 @@ func (n *Normalize) debug(msg string, status, size int) {
 	}
 }
 
-// writeTracker notes whether a later handler wrote a response.
-type writeTracker struct {
-	*caddyhttp.ResponseWriterWrapper
-	wrote bool
+func parseNormalize(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	n := new(Normalize)
+	err := n.UnmarshalCaddyfile(h.Dispenser)
+	return n, err
 }
 
-func (t *writeTracker) WriteHeader(status int) {
-	t.wrote = true
-	t.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (t *writeTracker) Write(b []byte) (int, error) {
-	t.wrote = true
-	return t.ResponseWriterWrapper.Write(b)
-}
-
-// ReadFrom notes a write too: the wrapper's ReadFrom (which io.Copy uses)
-// writes to the underlying writer directly.
-func (t *writeTracker) ReadFrom(r io.Reader) (int64, error) {
-	t.wrote = true
-	return t.ResponseWriterWrapper.ReadFrom(r)
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_normalize <format> {
+//	    timezone <IANA zone>    # default America/Bogota
+//	    max_body <size>         # default 20MB
+//	    max_events <n>          # default 1000
+//	}
+func (n *Normalize) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if !d.AllArgs(&n.Format) {
+		return d.Err("hook_normalize needs exactly one format, such as ave_tracking")
+	}
+	if n.Format != "ave_tracking" {
+		return d.Errf("unknown format %q (supported: ave_tracking)", n.Format)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "timezone":
+			if !d.AllArgs(&n.Timezone) {
+				return d.ArgErr()
+			}
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			n.MaxBody = size
+		case "max_events":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				return d.Errf("max_events must be a positive number, not %q", s)
+			}
+			n.MaxEvents = v
+		default:
+			return d.Errf("unknown hook_normalize option %q", d.Val())
+		}
+	}
+	return nil
 }
 
 // Interface guards
@@ -224,4 +253,5 @@ var (
 	_ caddy.Provisioner           = (*Normalize)(nil)
 	_ caddy.Validator             = (*Normalize)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Normalize)(nil)
+	_ caddyfile.Unmarshaler       = (*Normalize)(nil)
 )

@@ -14,12 +14,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(DemoReceiver{})
-	httpcaddyfile.RegisterHandlerDirective("hook_demo_receiver", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		r := new(DemoReceiver)
-		err := r.UnmarshalCaddyfile(h.Dispenser)
-		return r, err
-	})
-	httpcaddyfile.RegisterDirectiveOrder("hook_demo_receiver", httpcaddyfile.Before, "respond")
 }
 
 // DemoReceiver stands in for the app behind the edge in the default
@@ -48,7 +42,11 @@ func (rc *DemoReceiver) Provision(ctx caddy.Context) error {
 func (rc *DemoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		return caddyhttp.Error(http.StatusBadRequest, err)
+		if ce := rc.log.Check(zap.DebugLevel, "demo receiver could not read a webhook"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+		writeError(w, http.StatusBadRequest, "The request body could not be read.")
+		return nil
 	}
 	var ev struct {
 		Topic string `json:"topic"`
@@ -61,6 +59,12 @@ func (rc *DemoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cadd
 		zap.ByteString("body", body))
 	writeJSON(w, http.StatusOK, []byte(`{"received":true}`))
 	return nil
+}
+
+func parseDemoReceiver(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	rc := new(DemoReceiver)
+	err := rc.UnmarshalCaddyfile(h.Dispenser)
+	return rc, err
 }
 
 // UnmarshalCaddyfile takes no options:

@@ -2,8 +2,13 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 )
 
 // successBody is the contract's answer to an accepted and stored webhook.
@@ -80,4 +85,71 @@ func writeErrors(w http.ResponseWriter, status int, problems ...problem) {
 // writeError answers status with a single problem.
 func writeError(w http.ResponseWriter, status int, detail string) {
 	writeErrors(w, status, problem{detail: detail})
+}
+
+// serveNext passes the request to next and reports whether the sender has
+// been answered. An error next returns is answered here, in the envelope,
+// unless something already answered, and logged: a sender never gets
+// Caddy's empty error response.
+func serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, log *zap.Logger) bool {
+	tw := &writeTracker{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(tw, r)
+	if err == nil {
+		return tw.wrote
+	}
+	answerFailure(w, r, log, err, tw.wrote)
+	return true
+}
+
+// answerFailure answers err, a handler's failure, in the envelope with the
+// status of a caddyhttp.HandlerError (else 500), unless answered says the
+// sender already got an answer. It logs the failure: a 5xx at Error, since
+// the fault is ours; a 4xx at Debug, since senders must not flood the log.
+// The error's text stays in the log; the answer names the status only.
+func answerFailure(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error, answered bool) {
+	status := http.StatusInternalServerError
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode >= 400 && he.StatusCode <= 599 {
+		status = he.StatusCode
+	}
+	level := zap.DebugLevel
+	if status >= 500 {
+		level = zap.ErrorLevel
+	}
+	if ce := log.Check(level, "webhook request failed"); ce != nil {
+		ce.Write(zap.Int("status", status), zap.Error(err), zap.Bool("already_answered", answered),
+			zap.String("method", r.Method), zap.String("path", r.URL.Path))
+	}
+	if answered {
+		return
+	}
+	detail := "The request could not be processed."
+	if status >= 500 {
+		detail = "The webhook could not be processed; send it again later."
+	}
+	observeIngress(r, status)
+	writeError(w, status, detail)
+}
+
+// writeTracker notes whether a later handler wrote a response.
+type writeTracker struct {
+	*caddyhttp.ResponseWriterWrapper
+	wrote bool
+}
+
+func (t *writeTracker) WriteHeader(status int) {
+	t.wrote = true
+	t.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (t *writeTracker) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom notes a write too: the wrapper's ReadFrom (which io.Copy uses)
+// writes to the underlying writer directly.
+func (t *writeTracker) ReadFrom(r io.Reader) (int64, error) {
+	t.wrote = true
+	return t.ResponseWriterWrapper.ReadFrom(r)
 }

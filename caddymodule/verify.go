@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -20,14 +22,16 @@ func init() {
 	caddy.RegisterModule(Verify{})
 }
 
-// Verify checks the JWT an inbound webhook carries (Aveonline's
+// Verify checks the JWT an inbound webhook carries in a header (by default
 // Ave-Hub-signature) before anything else reads the request. The token
 // header (and the Authorization header a bearer token came in) is removed
 // from the request whatever the outcome, so that neither the access log nor
 // a later handler sees the credential. A request
 // without the header, or with a token that is malformed (400) or fails
 // any check (401), is answered in the hub contract's error envelope and
-// goes no further. Verified claims become placeholders
+// goes no further; so is an error of a handler after it that has not
+// answered (502 when reverse_proxy finds no upstream, say). Verified
+// claims become placeholders
 // {http.vars.hook.claims.<name>} for later handlers and logs.
 type Verify struct {
 	// Header carries the token. Default: Ave-Hub-signature.
@@ -122,20 +126,20 @@ func (v *Verify) Provision(ctx caddy.Context) error {
 	if v.Secret != "" {
 		secret := resolveSecret(v.Secret)
 		if secret == "" {
-			return errors.New("hook_verify: the secret resolved to an empty value (is its environment variable or file set?)")
+			return errors.New("the secret resolved to an empty value (is its environment variable or file set?)")
 		}
 		cfg.Secret = []byte(secret)
 	}
 	for _, pk := range v.PublicKeys {
 		pem, err := os.ReadFile(pk.File)
 		if err != nil {
-			return fmt.Errorf("hook_verify: reading public key: %w", err)
+			return fmt.Errorf("reading public key: %w", err)
 		}
 		cfg.PublicKeys = append(cfg.PublicKeys, jwtverify.PublicKey{KID: pk.KID, PEM: pem})
 	}
 	verifier, err := jwtverify.New(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("hook_verify: %w", err)
+		return err
 	}
 	v.verifier = verifier
 	return nil
@@ -160,15 +164,15 @@ func (v *Verify) config() jwtverify.Config {
 // Validate checks the settings that need no I/O.
 func (v *Verify) Validate() error {
 	if v.Secret == "" && len(v.PublicKeys) == 0 && v.JWKS == "" {
-		return errors.New("hook_verify: configure a secret, a public_key or a jwks URL")
+		return errors.New("configure a secret, a public_key or a jwks URL")
 	}
 	for _, a := range v.Algorithms {
 		if strings.EqualFold(a, "none") {
-			return errors.New(`hook_verify: the "none" algorithm is never allowed`)
+			return errors.New(`the "none" algorithm is never allowed`)
 		}
 	}
 	if err := v.config().Check(); err != nil {
-		return fmt.Errorf("hook_verify: %w", err)
+		return err
 	}
 	return nil
 }
@@ -210,7 +214,8 @@ func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 	}
 	caddyhttp.SetVar(r.Context(), "hook.verified", true)
-	return next.ServeHTTP(w, r)
+	serveNext(w, r, next, v.log)
+	return nil
 }
 
 // refuse answers a failed verification. A sender's bad token is logged at
@@ -223,9 +228,134 @@ func (v *Verify) refuse(w http.ResponseWriter, r *http.Request, status int, deta
 	writeError(w, status, detail)
 }
 
+func parseVerify(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	v := new(Verify)
+	err := v.UnmarshalCaddyfile(h.Dispenser)
+	return v, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_verify {
+//	    header <name>                 # default Ave-Hub-signature
+//	    allow_bearer                  # also accept Authorization: Bearer
+//	    algorithms <alg>...           # default: what the keys allow; never none
+//	    secret <secret>               # HS*; use {env.*} or {file.*}
+//	    public_key <pem file> [<kid>] # RS*/PS*/ES*/EdDSA; repeatable
+//	    jwks <url>                    # https
+//	    jwks_insecure_http            # also accept an http jwks URL
+//	    jwks_refresh <duration>
+//	    issuer <iss>
+//	    audience <aud>...
+//	    leeway <duration>
+//	    max_age <duration>            # require iat no older than this
+//	    allow_missing_exp             # accept tokens without exp; needs max_age
+//	    cache_size <n>                # -1 disables
+//	}
+func (v *Verify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "header":
+			if !d.AllArgs(&v.Header) {
+				return d.ArgErr()
+			}
+		case "allow_bearer":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			v.AllowBearer = true
+		case "algorithms":
+			algs := d.RemainingArgs()
+			if len(algs) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range algs {
+				if strings.EqualFold(a, "none") {
+					return d.Err(`the "none" algorithm is never allowed`)
+				}
+			}
+			v.Algorithms = append(v.Algorithms, algs...)
+		case "secret":
+			if !d.AllArgs(&v.Secret) {
+				return d.ArgErr()
+			}
+		case "public_key":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			pk := PublicKeyFile{File: args[0]}
+			if len(args) == 2 {
+				pk.KID = args[1]
+			}
+			v.PublicKeys = append(v.PublicKeys, pk)
+		case "jwks":
+			if !d.AllArgs(&v.JWKS) {
+				return d.ArgErr()
+			}
+		case "jwks_insecure_http":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			v.JWKSInsecureHTTP = true
+		case "jwks_refresh":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			v.JWKSRefresh = dur
+		case "issuer":
+			if !d.AllArgs(&v.Issuer) {
+				return d.ArgErr()
+			}
+		case "audience":
+			aud := d.RemainingArgs()
+			if len(aud) == 0 {
+				return d.ArgErr()
+			}
+			v.Audience = append(v.Audience, aud...)
+		case "leeway":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			v.Leeway = dur
+		case "max_age":
+			dur, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			v.MaxAge = dur
+		case "allow_missing_exp":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			v.AllowMissingExp = true
+		case "cache_size":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < -1 {
+				return d.Errf("cache_size must be a number, -1 to disable, not %q", s)
+			}
+			v.CacheSize = n
+		default:
+			return d.Errf("unknown hook_verify option %q", d.Val())
+		}
+	}
+	return nil
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Verify)(nil)
 	_ caddy.Validator             = (*Verify)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Verify)(nil)
+	_ caddyfile.Unmarshaler       = (*Verify)(nil)
 )

@@ -301,3 +301,38 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSFailureGoesToConfigLogger: JWKS failures, at load and at every
+// refresh, reach Config.Logger, and nothing reaches the default logger,
+// where the libraries underneath would log by themselves.
+func TestJWKSFailureGoesToConfigLogger(t *testing.T) {
+	var def syncBuffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&def, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	failing := newJWKSServer(t)
+	failing.mu.Lock()
+	failing.code = http.StatusBadGateway
+	failing.mu.Unlock()
+	var logs syncBuffer
+	newVerifier(t, Config{
+		JWKSURL:     failing.URL + "/jwks",
+		HTTPClient:  failing.Client(),
+		JWKSRefresh: 20 * time.Millisecond,
+		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(logs.String(), "JWKS refresh failed") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("JWKS failures logged to Config.Logger: %q", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("JWKS failures are not logged at Warn: %q", logs.String())
+	}
+	if def.String() != "" {
+		t.Errorf("the default logger got %q", def.String())
+	}
+}

@@ -1,5 +1,5 @@
 // Package jwtverify verifies the JWT that an inbound webhook carries in a
-// header (Aveonline's Ave-Hub-signature) and caches the tokens it has verified.
+// header (such as Ave-Hub-signature) and caches the tokens it has verified.
 //
 // Keys come from a shared secret (HS256/384/512), PEM public keys (RS*, PS*,
 // ES256/384/512, EdDSA) and a JWKS URL (fetched, cached and refreshed by

@@ -277,7 +277,7 @@ func newJWKS(ctx context.Context, cfg Config, redact *urlRedactor) (keyfunc.Keyf
 		RefreshInterval:   refresh,
 		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
-				log.WarnContext(ctx, "jwtverify: JWKS refresh failed", "url", logged, "error", redact.error(err).Error())
+				log.WarnContext(ctx, "JWKS refresh failed", "url", logged, "error", redact.error(err).Error())
 			}
 		},
 	})
