@@ -109,11 +109,15 @@ func TestIngressJWKSRotation(t *testing.T) {
 	// makes the verifier fetch the set again, and is accepted.
 	jwks.serve(t, ed25519JWK("ed-2026-01", k.edPub), ed25519JWK("ed-2026-07", k.ed2Pub), rsaJWK("rsa-2026-01", &k.rsa.PublicKey))
 	post(signToken(t, "EdDSA", k.ed2, tokenClaims(nil), "ed-2026-07")).expect(t, 201, wantSuccess)
-	if after := jwks.fetchCount(); after <= before {
-		t.Errorf("the JWKS was not fetched again for an unknown kid (%d fetches before, %d after)", before, after)
+	rotated := jwks.fetchCount()
+	if rotated != before+1 {
+		t.Errorf("the unknown kid made %d fetches of the JWKS, want 1", rotated-before)
 	}
 	// The old key still works while it is in the set, and the new one keeps
 	// working without another fetch.
 	post(signToken(t, "EdDSA", k.ed, tokenClaims(map[string]any{"jti": "2"}), "ed-2026-01")).expect(t, 201, wantSuccess)
 	post(signToken(t, "EdDSA", k.ed2, tokenClaims(map[string]any{"jti": "3"}), "ed-2026-07")).expect(t, 201, wantSuccess)
+	if n := jwks.fetchCount(); n != rotated {
+		t.Errorf("known kids made %d more fetches of the JWKS, want none", n-rotated)
+	}
 }
