@@ -30,7 +30,7 @@ func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
 //	go test -run '^$' -bench '^BenchmarkIngress$' -benchmem ./caddymodule/
 func BenchmarkIngress(b *testing.B) {
 	const secret = "bench-ingress-secret"
-	token := signToken(b, "HS256", []byte(secret), tokenClaims(nil), "")
+	token := testutil.Sign(b, "HS256", []byte(secret), testutil.Claims(nil), "")
 	payload := testutil.AvePayload("guia-1")
 
 	plain := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {

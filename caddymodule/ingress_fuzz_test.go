@@ -33,7 +33,7 @@ func FuzzIngress(f *testing.F) {
 	const secret = "fuzz-ingress-secret"
 	const maxBody = 4096
 	// Valid for a day: a fuzzing session never outlives it.
-	valid := signToken(f, "HS256", []byte(secret), tokenClaims(map[string]any{"exp": time.Now().Add(24 * time.Hour).Unix()}), "")
+	valid := testutil.Sign(f, "HS256", []byte(secret), testutil.Claims(map[string]any{"exp": time.Now().Add(24 * time.Hour).Unix()}), "")
 	chain := newIngressChain(f, secret, maxBody)
 
 	payload := testutil.AvePayload("guia-1", "guia-2")

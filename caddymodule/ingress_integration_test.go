@@ -86,7 +86,7 @@ func TestIngressResponses(t *testing.T) {
 	now := time.Now()
 	hub := map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}
 	hubWith := func(extra map[string]any) map[string]any {
-		c := tokenClaims(hub)
+		c := testutil.Claims(hub)
 		for k, v := range extra {
 			if v == nil {
 				delete(c, k)
@@ -96,8 +96,8 @@ func TestIngressResponses(t *testing.T) {
 		}
 		return c
 	}
-	hs := func(c map[string]any) string { return signToken(t, "HS256", []byte(ingressSecret), c, "") }
-	good := hs(tokenClaims(hub))
+	hs := func(c map[string]any) string { return testutil.Sign(t, "HS256", []byte(ingressSecret), c, "") }
+	good := hs(testutil.Claims(hub))
 	payload := testutil.AvePayload("guia-1")
 	sig := func(tok string) map[string]string { return map[string]string{"Ave-Hub-signature": tok} }
 	other := hs(hubWith(map[string]any{"sub": "someone"}))
@@ -130,20 +130,20 @@ func TestIngressResponses(t *testing.T) {
 		{"201 bearer", "/hooks/bearer", map[string]string{"Authorization": "Bearer " + good}, payload, 201, wantSuccess},
 		{"201 bearer lower case", "/hooks/bearer", map[string]string{"Authorization": "bearer " + good}, payload, 201, wantSuccess},
 		{"201 header first", "/hooks/bearer", map[string]string{"Ave-Hub-signature": good, "Authorization": "Bearer not-a-token"}, payload, 201, wantSuccess},
-		{"201 RS256 with kid", "/hooks/keys", sig(signToken(t, "RS256", k.rsa, tokenClaims(nil), "rsa-1")), payload, 201, wantSuccess},
-		{"201 PS256 with kid", "/hooks/keys", sig(signToken(t, "PS256", k.rsa, tokenClaims(nil), "rsa-1")), payload, 201, wantSuccess},
-		{"201 ES256 with kid", "/hooks/keys", sig(signToken(t, "ES256", k.ec, tokenClaims(nil), "ec-1")), payload, 201, wantSuccess},
-		{"201 ES256 without kid", "/hooks/keys", sig(signToken(t, "ES256", k.ec, tokenClaims(nil), "")), payload, 201, wantSuccess},
-		{"201 EdDSA", "/hooks/keys", sig(signToken(t, "EdDSA", k.ed, tokenClaims(nil), "")), payload, 201, wantSuccess},
+		{"201 RS256 with kid", "/hooks/keys", sig(testutil.Sign(t, "RS256", k.rsa, testutil.Claims(nil), "rsa-1")), payload, 201, wantSuccess},
+		{"201 PS256 with kid", "/hooks/keys", sig(testutil.Sign(t, "PS256", k.rsa, testutil.Claims(nil), "rsa-1")), payload, 201, wantSuccess},
+		{"201 ES256 with kid", "/hooks/keys", sig(testutil.Sign(t, "ES256", k.ec, testutil.Claims(nil), "ec-1")), payload, 201, wantSuccess},
+		{"201 ES256 without kid", "/hooks/keys", sig(testutil.Sign(t, "ES256", k.ec, testutil.Claims(nil), "")), payload, 201, wantSuccess},
+		{"201 EdDSA", "/hooks/keys", sig(testutil.Sign(t, "EdDSA", k.ed, testutil.Claims(nil), "")), payload, 201, wantSuccess},
 
 		// 401: the signature header is missing or the token is refused.
 		{"401 missing header", "/hooks/hs", nil, payload, 401, want401("The signature header is missing.")},
 		{"401 empty header", "/hooks/hs", sig(""), payload, 401, want401("The signature header is missing.")},
 		{"401 token in Authorization only", "/hooks/hs", map[string]string{"Authorization": "Bearer " + good}, payload, 401, want401("The signature header is missing.")},
 		{"401 bearer with another scheme", "/hooks/bearer", map[string]string{"Authorization": "Basic " + good}, payload, 401, want401("The signature header is missing.")},
-		{"401 bearer invalid signature", "/hooks/bearer", map[string]string{"Authorization": "Bearer " + signToken(t, "HS256", []byte("not-the-hub-secret"), tokenClaims(nil), "")}, payload, 401, want401("The signature is invalid.")},
+		{"401 bearer invalid signature", "/hooks/bearer", map[string]string{"Authorization": "Bearer " + testutil.Sign(t, "HS256", []byte("not-the-hub-secret"), testutil.Claims(nil), "")}, payload, 401, want401("The signature is invalid.")},
 		{"400 bearer malformed", "/hooks/bearer", map[string]string{"Authorization": "Bearer " + good[:lastDot]}, payload, 400, want400(wantMalformed)},
-		{"401 invalid signature", "/hooks/hs", sig(signToken(t, "HS256", []byte("not-the-hub-secret"), tokenClaims(hub), "")), payload, 401, want401("The signature is invalid.")},
+		{"401 invalid signature", "/hooks/hs", sig(testutil.Sign(t, "HS256", []byte("not-the-hub-secret"), testutil.Claims(hub), "")), payload, 401, want401("The signature is invalid.")},
 		{"401 signature of another token", "/hooks/hs", sig(good[:lastDot] + other[strings.LastIndexByte(other, '.'):]), payload, 401, want401("The signature is invalid.")},
 		{"401 expired", "/hooks/hs", sig(hs(hubWith(map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}))), payload, 401, want401("The token has expired.")},
 		{"401 not yet valid", "/hooks/hs", sig(hs(hubWith(map[string]any{"nbf": now.Add(time.Hour).Unix()}))), payload, 401, want401("The token is not valid yet.")},
@@ -151,15 +151,15 @@ func TestIngressResponses(t *testing.T) {
 		{"401 missing issuer", "/hooks/hs", sig(hs(hubWith(map[string]any{"iss": nil}))), payload, 401, want401("The token issuer is not accepted.")},
 		{"401 wrong audience", "/hooks/hs", sig(hs(hubWith(map[string]any{"aud": "someone-else"}))), payload, 401, want401("The token audience is not accepted.")},
 		{"401 missing audience", "/hooks/hs", sig(hs(hubWith(map[string]any{"aud": nil}))), payload, 401, want401("The token audience is not accepted.")},
-		{"401 algorithm not allowed HS384", "/hooks/hs", sig(signToken(t, "HS384", []byte(ingressSecret), tokenClaims(hub), "")), payload, 401, want401("The token algorithm is not allowed.")},
-		{"401 algorithm not allowed RS256", "/hooks/hs", sig(signToken(t, "RS256", k.rsa, tokenClaims(hub), "rsa-1")), payload, 401, want401("The token algorithm is not allowed.")},
-		{"401 alg none", "/hooks/hs", sig(unsignedIngressToken(tokenClaims(hub))), payload, 401, want401("The token algorithm is not allowed.")},
-		{"401 alg none with keys", "/hooks/keys", sig(unsignedIngressToken(tokenClaims(nil))), payload, 401, want401("The token algorithm is not allowed.")},
-		{"401 HS256 with the RSA public key as secret", "/hooks/keys", sig(signToken(t, "HS256", k.rsaPEM, tokenClaims(nil), "rsa-1")), payload, 401, want401("The token algorithm is not allowed.")},
-		{"401 wrong RSA key", "/hooks/keys", sig(signToken(t, "RS256", k.rsaOld, tokenClaims(nil), "rsa-1")), payload, 401, want401("The signature is invalid.")},
-		{"401 wrong Ed25519 key", "/hooks/keys", sig(signToken(t, "EdDSA", k.ed2, tokenClaims(nil), "")), payload, 401, want401("The signature is invalid.")},
-		{"401 RSA kid on an EC token", "/hooks/keys", sig(signToken(t, "ES256", k.ec, tokenClaims(nil), "rsa-1")), payload, 401, want401("The signature is invalid.")},
-		{"401 expired RS256", "/hooks/keys", sig(signToken(t, "RS256", k.rsa, tokenClaims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), "rsa-1")), payload, 401, want401("The token has expired.")},
+		{"401 algorithm not allowed HS384", "/hooks/hs", sig(testutil.Sign(t, "HS384", []byte(ingressSecret), testutil.Claims(hub), "")), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 algorithm not allowed RS256", "/hooks/hs", sig(testutil.Sign(t, "RS256", k.rsa, testutil.Claims(hub), "rsa-1")), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 alg none", "/hooks/hs", sig(unsignedIngressToken(testutil.Claims(hub))), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 alg none with keys", "/hooks/keys", sig(unsignedIngressToken(testutil.Claims(nil))), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 HS256 with the RSA public key as secret", "/hooks/keys", sig(testutil.Sign(t, "HS256", k.rsaPEM, testutil.Claims(nil), "rsa-1")), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 wrong RSA key", "/hooks/keys", sig(testutil.Sign(t, "RS256", k.rsaOld, testutil.Claims(nil), "rsa-1")), payload, 401, want401("The signature is invalid.")},
+		{"401 wrong Ed25519 key", "/hooks/keys", sig(testutil.Sign(t, "EdDSA", k.ed2, testutil.Claims(nil), "")), payload, 401, want401("The signature is invalid.")},
+		{"401 RSA kid on an EC token", "/hooks/keys", sig(testutil.Sign(t, "ES256", k.ec, testutil.Claims(nil), "rsa-1")), payload, 401, want401("The signature is invalid.")},
+		{"401 expired RS256", "/hooks/keys", sig(testutil.Sign(t, "RS256", k.rsa, testutil.Claims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), "rsa-1")), payload, 401, want401("The token has expired.")},
 
 		// 400: the header is not a well-formed JWT.
 		{"400 truncated token", "/hooks/hs", sig(good[:firstDot+10]), payload, 400, want400(wantMalformed)},
@@ -182,7 +182,7 @@ func TestIngressResponses(t *testing.T) {
 		{"422 several problems", "/hooks/hs", sig(good), []byte(invalid422), 422, want422},
 		{"422 body not an array", "/hooks/hs", sig(good), []byte(`{"tipo":"json","body":{"id_envio":"1"}}`), 422,
 			`{"errors":[{"title":"Unprocessable Content","detail":"El campo body debe ser un arreglo","status_code":"422","source":{"pointer":"/body"}}]}`},
-		{"422 missing tipo and body", "/hooks/keys", sig(signToken(t, "EdDSA", k.ed, tokenClaims(nil), "")), []byte(`{}`), 422,
+		{"422 missing tipo and body", "/hooks/keys", sig(testutil.Sign(t, "EdDSA", k.ed, testutil.Claims(nil), "")), []byte(`{}`), 422,
 			`{"errors":[{"title":"Unprocessable Content","detail":"El campo tipo es obligatorio","status_code":"422","source":{"pointer":"/tipo"}},` +
 				`{"title":"Unprocessable Content","detail":"El campo body es obligatorio","status_code":"422","source":{"pointer":"/body"}}]}`},
 	}
@@ -236,7 +236,7 @@ func TestIngressBodyTooLarge(t *testing.T) {
 	k := ingressSigningKeys(t)
 	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, k)
 	tester := startIngressCaddy(t, ingressConfig(t, "", rsaFile, ecFile, edFile))
-	header := map[string]string{"Ave-Hub-signature": signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")}
+	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")}
 
 	const limit = 4096
 	payload := testutil.AvePayload("guia-1")
@@ -289,7 +289,7 @@ func TestIngressRelayDelivers(t *testing.T) {
 	}
 }
 `)
-	header := map[string]string{"Ave-Hub-signature": signToken(t, "HS256", []byte(ingressSecret), tokenClaims(nil), "")}
+	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(nil), "")}
 	postIngress(t, tester, "/hooks/relay", header, testutil.AvePayload("guia-1", "guia-2"), false).expect(t, 201, wantSuccess)
 
 	testutil.WaitFor(t, 60*time.Second, "two deliveries", func() bool { return rc.Count() >= 2 })
@@ -388,7 +388,7 @@ func TestIngressQueueUnavailable(t *testing.T) {
 	}
 }
 `)
-	header := map[string]string{"Ave-Hub-signature": signToken(t, "HS256", []byte(ingressSecret), tokenClaims(nil), "")}
+	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(nil), "")}
 	resp := postIngress(t, tester, "/hooks/relay", header, testutil.AvePayload("guia-1"), false)
 	resp.expect(t, 503, wantEnvelope("Service Unavailable", "503", "The event could not be stored. Please retry later."))
 	if ra := resp.header.Get("Retry-After"); ra == "" {
@@ -413,7 +413,7 @@ func TestIngressStalledBodyIsCut(t *testing.T) {
 			read_body 300ms
 		}
 	}`, rsaFile, ecFile, edFile))
-	token := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")
+	token := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")
 	payload := testutil.AvePayload("guia-stalled")
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ingressBase, "http://"))

@@ -94,12 +94,12 @@ func TestIngressJWKSRotation(t *testing.T) {
 		return postIngress(t, tester, "/hooks/jwks", map[string]string{"Ave-Hub-signature": tok}, payload, false)
 	}
 
-	post(signToken(t, "EdDSA", k.ed, tokenClaims(nil), "ed-2026-01")).expect(t, 201, wantSuccess)
-	post(signToken(t, "RS256", k.rsa, tokenClaims(nil), "rsa-2026-01")).expect(t, 201, wantSuccess)
+	post(testutil.Sign(t, "EdDSA", k.ed, testutil.Claims(nil), "ed-2026-01")).expect(t, 201, wantSuccess)
+	post(testutil.Sign(t, "RS256", k.rsa, testutil.Claims(nil), "rsa-2026-01")).expect(t, 201, wantSuccess)
 	// A key of the set does not verify another key's signature.
-	post(signToken(t, "EdDSA", k.ed2, tokenClaims(nil), "ed-2026-01")).expect(t, 401, want401("The signature is invalid."))
+	post(testutil.Sign(t, "EdDSA", k.ed2, testutil.Claims(nil), "ed-2026-01")).expect(t, 401, want401("The signature is invalid."))
 	// HS256 signed with a key of the set as the secret: no HMAC here.
-	post(signToken(t, "HS256", []byte(k.edPub), tokenClaims(nil), "ed-2026-01")).expect(t, 401, want401("The token algorithm is not allowed."))
+	post(testutil.Sign(t, "HS256", []byte(k.edPub), testutil.Claims(nil), "ed-2026-01")).expect(t, 401, want401("The token algorithm is not allowed."))
 	before := jwks.fetchCount()
 	if before < 1 {
 		t.Fatalf("the JWKS was fetched %d times", before)
@@ -108,15 +108,15 @@ func TestIngressJWKSRotation(t *testing.T) {
 	// The hub rotates: the new key joins the set. A token with its kid
 	// makes the verifier fetch the set again, and is accepted.
 	jwks.serve(t, ed25519JWK("ed-2026-01", k.edPub), ed25519JWK("ed-2026-07", k.ed2Pub), rsaJWK("rsa-2026-01", &k.rsa.PublicKey))
-	post(signToken(t, "EdDSA", k.ed2, tokenClaims(nil), "ed-2026-07")).expect(t, 201, wantSuccess)
+	post(testutil.Sign(t, "EdDSA", k.ed2, testutil.Claims(nil), "ed-2026-07")).expect(t, 201, wantSuccess)
 	rotated := jwks.fetchCount()
 	if rotated != before+1 {
 		t.Errorf("the unknown kid made %d fetches of the JWKS, want 1", rotated-before)
 	}
 	// The old key still works while it is in the set, and the new one keeps
 	// working without another fetch.
-	post(signToken(t, "EdDSA", k.ed, tokenClaims(map[string]any{"jti": "2"}), "ed-2026-01")).expect(t, 201, wantSuccess)
-	post(signToken(t, "EdDSA", k.ed2, tokenClaims(map[string]any{"jti": "3"}), "ed-2026-07")).expect(t, 201, wantSuccess)
+	post(testutil.Sign(t, "EdDSA", k.ed, testutil.Claims(map[string]any{"jti": "2"}), "ed-2026-01")).expect(t, 201, wantSuccess)
+	post(testutil.Sign(t, "EdDSA", k.ed2, testutil.Claims(map[string]any{"jti": "3"}), "ed-2026-07")).expect(t, 201, wantSuccess)
 	if n := jwks.fetchCount(); n != rotated {
 		t.Errorf("known kids made %d more fetches of the JWKS, want none", n-rotated)
 	}

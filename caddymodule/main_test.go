@@ -28,7 +28,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookrelay/hookrelay/internal/testutil"
-	"github.com/hookrelay/hookrelay/relay/jwtverify"
 )
 
 // TestMain keeps the in-process Caddy of the integration tests out of the
@@ -248,30 +247,6 @@ func writeIngressKeyFiles(t *testing.T, k *ingressKeySet) (rsaFile, ecFile, edFi
 		}
 	}
 	return rsaFile, ecFile, edFile
-}
-
-// tokenClaims returns a valid claim set (issued now, expiring in an hour) with
-// extra merged in; a nil value in extra removes the claim.
-func tokenClaims(extra map[string]any) map[string]any {
-	now := time.Now()
-	c := map[string]any{"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	for k, v := range extra {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
-}
-
-func signToken(t testing.TB, alg string, key any, c map[string]any, kid string) string {
-	t.Helper()
-	tok, err := jwtverify.Sign(alg, key, c, kid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // unsignedIngressToken is an "alg: none" token.

@@ -106,7 +106,7 @@ func TestServeNextAnswersFailures(t *testing.T) {
 func TestVerifyAnswersNextFailure(t *testing.T) {
 	const secret = "verify-next-secret"
 	v := provisionVerify(t, &Verify{Secret: secret, Algorithms: []string{"HS256"}})
-	tok := signToken(t, "HS256", []byte(secret), tokenClaims(nil), "")
+	tok := testutil.Sign(t, "HS256", []byte(secret), testutil.Claims(nil), "")
 	for _, c := range nextFailures {
 		t.Run(c.name, func(t *testing.T) {
 			log, logs := observedLogger()

@@ -59,7 +59,7 @@ func TestVerifyTokenNotInAccessLog(t *testing.T) {
 		status int
 	}
 	hs := func(secret string, c map[string]any) string {
-		return signToken(t, "HS256", []byte(secret), tokenClaims(c), "")
+		return testutil.Sign(t, "HS256", []byte(secret), testutil.Claims(c), "")
 	}
 	requests := []request{
 		{"bad signature", hs("not-the-hub-secret", map[string]any{"jti": "log-1"}), false, 401},
@@ -102,8 +102,8 @@ func TestVerifyTokenNotInAccessLog(t *testing.T) {
 // accepted. An Authorization header that did not carry the token stays.
 func TestVerifyDropsTokenHeaderWhateverTheOutcome(t *testing.T) {
 	v := provisionVerify(t, &Verify{Secret: ingressSecret, Algorithms: []string{"HS256"}, AllowBearer: true})
-	good := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(nil), "")
-	bad := signToken(t, "HS256", []byte("not-the-hub-secret"), tokenClaims(nil), "")
+	good := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(nil), "")
+	bad := testutil.Sign(t, "HS256", []byte("not-the-hub-secret"), testutil.Claims(nil), "")
 	for _, tt := range []struct {
 		name       string
 		header     http.Header

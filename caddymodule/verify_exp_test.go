@@ -11,16 +11,18 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
 // TestVerifyRequiresExp: a token without exp is refused with a 401 that
 // names the reason, unless allow_missing_exp is set; then max_age bounds
 // it and an iat is required.
 func TestVerifyRequiresExp(t *testing.T) {
-	noExp := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"exp": nil}), "")
-	noExpNoIat := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"exp": nil, "iat": nil}), "")
-	old := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(map[string]any{"exp": nil, "iat": time.Now().Add(-2 * time.Hour).Unix()}), "")
-	withExp := signToken(t, "HS256", []byte(ingressSecret), tokenClaims(nil), "")
+	noExp := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(map[string]any{"exp": nil}), "")
+	noExpNoIat := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(map[string]any{"exp": nil, "iat": nil}), "")
+	old := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(map[string]any{"exp": nil, "iat": time.Now().Add(-2 * time.Hour).Unix()}), "")
+	withExp := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(nil), "")
 
 	strict := provisionVerify(t, &Verify{Secret: ingressSecret, Algorithms: []string{"HS256"}})
 	lenient := provisionVerify(t, &Verify{Secret: ingressSecret, Algorithms: []string{"HS256"}, AllowMissingExp: true, MaxAge: caddy.Duration(time.Hour)})

@@ -18,8 +18,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hookrelay/hookrelay/relay/jwtverify"
 )
 
 // Received is one request a Receiver got.
@@ -95,22 +93,6 @@ func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// HS256 returns a token signed with secret, valid for an hour from now,
-// with extra claims merged in.
-func HS256(t testing.TB, secret string, extra map[string]any) string {
-	t.Helper()
-	now := time.Now()
-	claims := map[string]any{"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	for k, v := range extra {
-		claims[k] = v
-	}
-	tok, err := jwtverify.Sign("HS256", []byte(secret), claims, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // AveGuide returns one valid Aveonline guide event as a JSON object, with
