@@ -50,3 +50,11 @@ func Isolate(dir string) {
 	caddy.ConfigAutosavePath = filepath.Join(dir, "config", "caddy", "autosave.json")
 	caddy.DefaultStorage = &certmagic.FileStorage{Path: filepath.Join(dir, "data", "caddy")}
 }
+
+// UnsetEnv unsets the environment variable name for the test and restores
+// it when the test ends.
+func UnsetEnv(t testing.TB, name string) {
+	t.Helper()
+	t.Setenv(name, "") // restores the old value at the end
+	os.Unsetenv(name)
+}

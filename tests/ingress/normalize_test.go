@@ -1,4 +1,4 @@
-package caddymodule
+package ingress
 
 import (
 	"bufio"
@@ -63,23 +63,22 @@ func logged(t *testing.T, path, logger, msg string) []logEntry {
 // answered 400/422 as before.
 func TestNormalizeAloneIsNotAccepted(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	tester := startIngressCaddy(t, ingressGlobals(`	log {
+	tester := start(t, globals(`	log {
 		output file `+logFile+`
 		format json
 		level DEBUG
-	}`)+`
-:9080 {
+	}`)+"\n"+siteAddress+` {
 	bind 127.0.0.1
 	route /hooks/alone {
 		hook_normalize ave_tracking
 	}
 }
 `)
-	postIngress(t, tester, "/hooks/alone", nil, testutil.AvePayload("guia-1"), false).expect(t, 500, want500NotStored)
-	postIngress(t, tester, "/hooks/alone", nil, testutil.AvePayload("guia-1", "guia-2"), true).expect(t, 500, want500NotStored)
-	postIngress(t, tester, "/hooks/alone", nil, []byte(`{"tipo":"json","body":{}}`), false).
+	postHook(t, tester, "/hooks/alone", nil, testutil.AvePayload("guia-1"), false).expect(t, 500, want500NotStored)
+	postHook(t, tester, "/hooks/alone", nil, testutil.AvePayload("guia-1", "guia-2"), true).expect(t, 500, want500NotStored)
+	postHook(t, tester, "/hooks/alone", nil, []byte(`{"tipo":"json","body":{}}`), false).
 		expect(t, 422, `{"errors":[{"title":"Unprocessable Content","detail":"El campo body debe ser un arreglo","status_code":"422","source":{"pointer":"/body"}}]}`)
-	postIngress(t, tester, "/hooks/alone", nil, []byte(`[]`), false).
+	postHook(t, tester, "/hooks/alone", nil, []byte(`[]`), false).
 		expect(t, 400, want400("The request body must be a JSON object, not an array."))
 
 	const cause = "no handler after hook_normalize stored or forwarded the events"
@@ -113,8 +112,7 @@ func TestNormalizeThenRespondOrProxy(t *testing.T) {
 	upstream := testutil.NewReceiver(t, func(int, *http.Request, []byte) (int, http.Header, []byte) {
 		return http.StatusAccepted, http.Header{"Content-Type": {"application/json"}}, []byte(`{"queued":true}`)
 	})
-	tester := startIngressCaddy(t, ingressGlobals("")+`
-:9080 {
+	tester := start(t, globals()+"\n"+siteAddress+` {
 	bind 127.0.0.1
 	route /hooks/proxy {
 		hook_normalize ave_tracking
@@ -130,7 +128,7 @@ func TestNormalizeThenRespondOrProxy(t *testing.T) {
 	for _, chunked := range []bool{false, true} {
 		payload := testutil.AvePayload("guia-1", "guia-2")
 		before := upstream.Count()
-		postIngress(t, tester, "/hooks/proxy", nil, payload, chunked).expect(t, http.StatusAccepted, `{"queued":true}`)
+		postHook(t, tester, "/hooks/proxy", nil, payload, chunked).expect(t, http.StatusAccepted, `{"queued":true}`)
 		got := upstream.Got()
 		if len(got) != before+1 {
 			t.Fatalf("chunked=%v: the upstream got %d requests, want 1", chunked, len(got)-before)
@@ -140,37 +138,11 @@ func TestNormalizeThenRespondOrProxy(t *testing.T) {
 		}
 	}
 	before := upstream.Count()
-	postIngress(t, tester, "/hooks/proxy", nil, []byte(`{"tipo":"json","body":{}}`), false).
+	postHook(t, tester, "/hooks/proxy", nil, []byte(`{"tipo":"json","body":{}}`), false).
 		expect(t, 422, `{"errors":[{"title":"Unprocessable Content","detail":"El campo body debe ser un arreglo","status_code":"422","source":{"pointer":"/body"}}]}`)
 	if n := upstream.Count() - before; n != 0 {
 		t.Errorf("an invalid body reached the upstream (%d requests)", n)
 	}
 
-	postIngress(t, tester, "/hooks/respond", nil, testutil.AvePayload("guia-1"), false).expect(t, 201, wantSuccess)
-}
-
-// ingressSink is where the integration routes that check ingress answers
-// store what they accept, since hook_normalize answers no 201 by itself:
-// an embedded queue in a per-test directory and a loopback receiver.
-type ingressSink struct {
-	globals string // the hookrelay global option
-	rc      *testutil.Receiver
-}
-
-// newIngressSink makes the queue directory and the receiver; call it
-// before startIngressCaddy, so they outlive the config.
-func newIngressSink(t *testing.T) *ingressSink {
-	t.Helper()
-	return &ingressSink{
-		globals: "\thookrelay {\n\t\tstorage embedded " + ingressQueueDir(t) + "\n\t}\n",
-		rc:      testutil.NewReceiver(t, nil),
-	}
-}
-
-// relay is a hook_relay directive that stores into the sink's queue for
-// the receiver's path, "/<name>"; each route of a config needs its own
-// name.
-func (s *ingressSink) relay(name string) string {
-	return "\t\thook_relay {\n\t\t\ttopic shipments/tracking\n\t\t\tto " + s.rc.URL + "/" + name + " {\n" +
-		"\t\t\t\tname " + name + "\n\t\t\t}\n\t\t}\n"
+	postHook(t, tester, "/hooks/respond", nil, testutil.AvePayload("guia-1"), false).expect(t, 201, wantSuccess)
 }

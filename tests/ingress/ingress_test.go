@@ -1,4 +1,4 @@
-package caddymodule
+package ingress
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,12 +17,12 @@ import (
 )
 
 const (
-	ingressSecret = "integration-test-hmac-secret-0123456789"
-	ingressIssuer = "https://hub.aveonline.example"
+	hubSecret = "integration-test-hmac-secret-0123456789"
+	hubIssuer = "https://hub.aveonline.example"
 )
 
-// ingressConfig has three ingress routes, after the global options
-// ingressGlobals(globals) and an embedded queue; each route ends with a
+// hooksConfig has three ingress routes, after the global options
+// globals(options) and an embedded queue; each route ends with a
 // hook_relay that stores what it accepts into that queue for a loopback
 // receiver:
 //
@@ -34,16 +33,15 @@ const (
 //     later handlers must not see once verified;
 //   - /hooks/keys: PEM public keys (RSA with kid rsa-1, EC P-256 with kid
 //     ec-1, Ed25519 without kid) and the default algorithm list.
-func ingressConfig(t *testing.T, globals, rsaFile, ecFile, edFile string) string {
-	sink := newIngressSink(t)
-	return ingressGlobals(globals+"\n"+sink.globals) + `
-:9080 {
+func hooksConfig(t *testing.T, options, rsaFile, ecFile, edFile string) string {
+	sink := newSink(t)
+	return globals(options, sink.globals) + "\n" + siteAddress + ` {
 	bind 127.0.0.1
 	route /hooks/hs {
 		hook_verify {
 			secret {env.HOOKRELAY_TEST_HMAC}
 			algorithms HS256
-			issuer ` + ingressIssuer + `
+			issuer ` + hubIssuer + `
 			audience hookrelay
 		}
 		header X-Hook-Issuer {http.vars.hook.claims.iss}
@@ -78,13 +76,13 @@ func ingressConfig(t *testing.T, globals, rsaFile, ecFile, edFile string) string
 // TestIngressQueueUnavailable) and checks status, Content-Type and the exact
 // body.
 func TestIngressResponses(t *testing.T) {
-	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
-	k := ingressSigningKeys(t)
-	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, k)
-	tester := startIngressCaddy(t, ingressConfig(t, "", rsaFile, ecFile, edFile))
+	t.Setenv("HOOKRELAY_TEST_HMAC", hubSecret)
+	k := signingKeys(t)
+	rsaFile, ecFile, edFile := writeKeyFiles(t, k)
+	tester := start(t, hooksConfig(t, "", rsaFile, ecFile, edFile))
 
 	now := time.Now()
-	hub := map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}
+	hub := map[string]any{"iss": hubIssuer, "aud": "hookrelay"}
 	hubWith := func(extra map[string]any) map[string]any {
 		c := testutil.Claims(hub)
 		for k, v := range extra {
@@ -96,7 +94,7 @@ func TestIngressResponses(t *testing.T) {
 		}
 		return c
 	}
-	hs := func(c map[string]any) string { return testutil.Sign(t, "HS256", []byte(ingressSecret), c, "") }
+	hs := func(c map[string]any) string { return testutil.Sign(t, "HS256", []byte(hubSecret), c, "") }
 	good := hs(testutil.Claims(hub))
 	payload := testutil.AvePayload("guia-1")
 	sig := func(tok string) map[string]string { return map[string]string{"Ave-Hub-signature": tok} }
@@ -151,10 +149,10 @@ func TestIngressResponses(t *testing.T) {
 		{"401 missing issuer", "/hooks/hs", sig(hs(hubWith(map[string]any{"iss": nil}))), payload, 401, want401("The token issuer is not accepted.")},
 		{"401 wrong audience", "/hooks/hs", sig(hs(hubWith(map[string]any{"aud": "someone-else"}))), payload, 401, want401("The token audience is not accepted.")},
 		{"401 missing audience", "/hooks/hs", sig(hs(hubWith(map[string]any{"aud": nil}))), payload, 401, want401("The token audience is not accepted.")},
-		{"401 algorithm not allowed HS384", "/hooks/hs", sig(testutil.Sign(t, "HS384", []byte(ingressSecret), testutil.Claims(hub), "")), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 algorithm not allowed HS384", "/hooks/hs", sig(testutil.Sign(t, "HS384", []byte(hubSecret), testutil.Claims(hub), "")), payload, 401, want401("The token algorithm is not allowed.")},
 		{"401 algorithm not allowed RS256", "/hooks/hs", sig(testutil.Sign(t, "RS256", k.rsa, testutil.Claims(hub), "rsa-1")), payload, 401, want401("The token algorithm is not allowed.")},
-		{"401 alg none", "/hooks/hs", sig(unsignedIngressToken(testutil.Claims(hub))), payload, 401, want401("The token algorithm is not allowed.")},
-		{"401 alg none with keys", "/hooks/keys", sig(unsignedIngressToken(testutil.Claims(nil))), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 alg none", "/hooks/hs", sig(unsignedToken(testutil.Claims(hub))), payload, 401, want401("The token algorithm is not allowed.")},
+		{"401 alg none with keys", "/hooks/keys", sig(unsignedToken(testutil.Claims(nil))), payload, 401, want401("The token algorithm is not allowed.")},
 		{"401 HS256 with the RSA public key as secret", "/hooks/keys", sig(testutil.Sign(t, "HS256", k.rsaPEM, testutil.Claims(nil), "rsa-1")), payload, 401, want401("The token algorithm is not allowed.")},
 		{"401 wrong RSA key", "/hooks/keys", sig(testutil.Sign(t, "RS256", k.rsaOld, testutil.Claims(nil), "rsa-1")), payload, 401, want401("The signature is invalid.")},
 		{"401 wrong Ed25519 key", "/hooks/keys", sig(testutil.Sign(t, "EdDSA", k.ed2, testutil.Claims(nil), "")), payload, 401, want401("The signature is invalid.")},
@@ -188,7 +186,7 @@ func TestIngressResponses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := postIngress(t, tester, tc.path, tc.header, tc.body, false)
+			resp := postHook(t, tester, tc.path, tc.header, tc.body, false)
 			resp.expect(t, tc.status, tc.want)
 			if _, sig := tc.header["Ave-Hub-signature"]; tc.path == "/hooks/bearer" && tc.status == 201 {
 				// A bearer token is a credential too: once it is
@@ -214,8 +212,8 @@ func TestIngressResponses(t *testing.T) {
 			switch {
 			case !verified && has:
 				t.Errorf("X-Hook-Issuer = %q on a refused token", got)
-			case verified && (len(got) != 1 || got[0] != ingressIssuer):
-				t.Errorf("X-Hook-Issuer = %q, want %q", got, ingressIssuer)
+			case verified && (len(got) != 1 || got[0] != hubIssuer):
+				t.Errorf("X-Hook-Issuer = %q, want %q", got, hubIssuer)
 			}
 			// The verified token is not passed on to later handlers.
 			if seen := resp.header.Get("X-Token-Seen"); seen != "" {
@@ -225,18 +223,18 @@ func TestIngressResponses(t *testing.T) {
 	}
 }
 
-// jwtMalformed is the contract's detail for a header that is not a JWT.
+// wantMalformed is the contract's detail for a header that is not a JWT.
 const wantMalformed = "Error while decoding from Base64Url, invalid base64 characters detected"
 
 // TestIngressBodyTooLarge checks 413 both for a body announced by its
 // Content-Length and for a chunked one, and that a body of exactly the limit
 // passes.
 func TestIngressBodyTooLarge(t *testing.T) {
-	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
-	k := ingressSigningKeys(t)
-	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, k)
-	tester := startIngressCaddy(t, ingressConfig(t, "", rsaFile, ecFile, edFile))
-	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")}
+	t.Setenv("HOOKRELAY_TEST_HMAC", hubSecret)
+	k := signingKeys(t)
+	rsaFile, ecFile, edFile := writeKeyFiles(t, k)
+	tester := start(t, hooksConfig(t, "", rsaFile, ecFile, edFile))
+	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(hubSecret), testutil.Claims(map[string]any{"iss": hubIssuer, "aud": "hookrelay"}), "")}
 
 	const limit = 4096
 	payload := testutil.AvePayload("guia-1")
@@ -251,11 +249,11 @@ func TestIngressBodyTooLarge(t *testing.T) {
 			mode = "chunked"
 		}
 		t.Run(mode, func(t *testing.T) {
-			postIngress(t, tester, "/hooks/hs", header, pad(limit), chunked).expect(t, 201, wantSuccess)
-			postIngress(t, tester, "/hooks/hs", header, pad(limit+1), chunked).expect(t, 413, want413)
-			postIngress(t, tester, "/hooks/hs", header, pad(64<<10), chunked).expect(t, 413, want413)
+			postHook(t, tester, "/hooks/hs", header, pad(limit), chunked).expect(t, 201, wantSuccess)
+			postHook(t, tester, "/hooks/hs", header, pad(limit+1), chunked).expect(t, 413, want413)
+			postHook(t, tester, "/hooks/hs", header, pad(64<<10), chunked).expect(t, 413, want413)
 			// The connection survives or is replaced: the next request works.
-			postIngress(t, tester, "/hooks/hs", header, payload, chunked).expect(t, 201, wantSuccess)
+			postHook(t, tester, "/hooks/hs", header, payload, chunked).expect(t, 201, wantSuccess)
 		})
 	}
 }
@@ -264,14 +262,13 @@ func TestIngressBodyTooLarge(t *testing.T) {
 // an embedded queue in a temp dir: the sender gets 201 and a loopback
 // receiver gets each guide as a normalized event.
 func TestIngressRelayDelivers(t *testing.T) {
-	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
+	t.Setenv("HOOKRELAY_TEST_HMAC", hubSecret)
 	rc := testutil.NewReceiver(t, nil)
-	dir := ingressQueueDir(t)
-	tester := startIngressCaddy(t, ingressGlobals(`
+	dir := queueDir(t)
+	tester := start(t, globals(`
 	hookrelay {
 		storage embedded `+dir+`
-	}`)+`
-:9080 {
+	}`)+"\n"+siteAddress+` {
 	bind 127.0.0.1
 	route /hooks/relay {
 		hook_verify {
@@ -289,8 +286,8 @@ func TestIngressRelayDelivers(t *testing.T) {
 	}
 }
 `)
-	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(nil), "")}
-	postIngress(t, tester, "/hooks/relay", header, testutil.AvePayload("guia-1", "guia-2"), false).expect(t, 201, wantSuccess)
+	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(hubSecret), testutil.Claims(nil), "")}
+	postHook(t, tester, "/hooks/relay", header, testutil.AvePayload("guia-1", "guia-2"), false).expect(t, 201, wantSuccess)
 
 	testutil.WaitFor(t, 60*time.Second, "two deliveries", func() bool { return rc.Count() >= 2 })
 	// Each delivery's webhook-id is the id derived from its whole
@@ -356,9 +353,9 @@ func TestIngressRelayDelivers(t *testing.T) {
 	}
 
 	// A refused request stores nothing and still answers in the envelope.
-	postIngress(t, tester, "/hooks/relay", nil, testutil.AvePayload("guia-9"), false).
+	postHook(t, tester, "/hooks/relay", nil, testutil.AvePayload("guia-9"), false).
 		expect(t, 401, want401("The signature header is missing."))
-	postIngress(t, tester, "/hooks/relay", header, []byte(`{"tipo":"json","body":[]}`), false).
+	postHook(t, tester, "/hooks/relay", header, []byte(`{"tipo":"json","body":[]}`), false).
 		expect(t, 422, `{"errors":[{"title":"Unprocessable Content","detail":"El campo body debe tener al menos un elemento","status_code":"422","source":{"pointer":"/body"}}]}`)
 }
 
@@ -366,14 +363,13 @@ func TestIngressRelayDelivers(t *testing.T) {
 // a NATS cluster at an address where nothing listens, so nothing can be
 // stored and the sender is told to retry.
 func TestIngressQueueUnavailable(t *testing.T) {
-	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
+	t.Setenv("HOOKRELAY_TEST_HMAC", hubSecret)
 	rc := testutil.NewReceiver(t, nil)
-	natsURL := "nats://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
-	tester := startIngressCaddy(t, ingressGlobals(`
+	natsURL := "nats://" + testutil.ClosedPort(t).Addr
+	tester := start(t, globals(`
 	hookrelay {
 		storage nats `+natsURL+`
-	}`)+`
-:9080 {
+	}`)+"\n"+siteAddress+` {
 	bind 127.0.0.1
 	route /hooks/relay {
 		hook_verify {
@@ -388,14 +384,14 @@ func TestIngressQueueUnavailable(t *testing.T) {
 	}
 }
 `)
-	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(nil), "")}
-	resp := postIngress(t, tester, "/hooks/relay", header, testutil.AvePayload("guia-1"), false)
+	header := map[string]string{"Ave-Hub-signature": testutil.Sign(t, "HS256", []byte(hubSecret), testutil.Claims(nil), "")}
+	resp := postHook(t, tester, "/hooks/relay", header, testutil.AvePayload("guia-1"), false)
 	resp.expect(t, 503, wantEnvelope("Service Unavailable", "503", "The event could not be stored. Please retry later."))
 	if ra := resp.header.Get("Retry-After"); ra == "" {
 		t.Error("a 503 without Retry-After")
 	}
 	// Verification and validation still answer before the queue is asked.
-	postIngress(t, tester, "/hooks/relay", nil, testutil.AvePayload("guia-1"), false).
+	postHook(t, tester, "/hooks/relay", nil, testutil.AvePayload("guia-1"), false).
 		expect(t, 401, want401("The signature header is missing."))
 	if n := rc.Count(); n != 0 {
 		t.Errorf("the receiver got %d deliveries from a queue that is down", n)
@@ -406,17 +402,17 @@ func TestIngressQueueUnavailable(t *testing.T) {
 // the server's read_body timeout (the default Caddyfile sets one) gets the
 // contract's 400 instead of holding its handler, and nothing is accepted.
 func TestIngressStalledBodyIsCut(t *testing.T) {
-	t.Setenv("HOOKRELAY_TEST_HMAC", ingressSecret)
-	rsaFile, ecFile, edFile := writeIngressKeyFiles(t, ingressSigningKeys(t))
-	startIngressCaddy(t, ingressConfig(t, `	servers {
+	t.Setenv("HOOKRELAY_TEST_HMAC", hubSecret)
+	rsaFile, ecFile, edFile := writeKeyFiles(t, signingKeys(t))
+	start(t, hooksConfig(t, `	servers {
 		timeouts {
 			read_body 300ms
 		}
 	}`, rsaFile, ecFile, edFile))
-	token := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(map[string]any{"iss": ingressIssuer, "aud": "hookrelay"}), "")
+	token := testutil.Sign(t, "HS256", []byte(hubSecret), testutil.Claims(map[string]any{"iss": hubIssuer, "aud": "hookrelay"}), "")
 	payload := testutil.AvePayload("guia-stalled")
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(ingressBase, "http://"))
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package caddymodule
+package ingress
 
 import (
 	"net/http"
@@ -28,13 +28,12 @@ func TestVerifyJWKSFailureLogRedacted(t *testing.T) {
 	jwksURL := strings.Replace(failing.URL, "http://", "http://"+user+":"+pass+"@", 1) + "/jwks.json?api_key=" + apiKey
 
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	startIngressCaddy(t, ingressGlobals(`
+	start(t, globals(`
 	log {
 		output file `+logFile+`
 		format json
 		level DEBUG
-	}`)+`
-:9080 {
+	}`)+"\n"+siteAddress+` {
 	bind 127.0.0.1
 	route /hooks/jwks {
 		hook_verify {

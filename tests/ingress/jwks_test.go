@@ -1,4 +1,4 @@
-package caddymodule
+package ingress
 
 import (
 	"crypto/ed25519"
@@ -71,13 +71,12 @@ func rsaJWK(kid string, pub *rsa.PublicKey) map[string]string {
 // naming a kid that appeared after a rotation is accepted once the set is
 // fetched again.
 func TestIngressJWKSRotation(t *testing.T) {
-	k := ingressSigningKeys(t)
+	k := signingKeys(t)
 	jwks := newJWKSServer(t)
 	jwks.serve(t, ed25519JWK("ed-2026-01", k.edPub), rsaJWK("rsa-2026-01", &k.rsa.PublicKey))
 
-	sink := newIngressSink(t)
-	tester := startIngressCaddy(t, ingressGlobals(sink.globals)+`
-:9080 {
+	sink := newSink(t)
+	tester := start(t, globals(sink.globals)+"\n"+siteAddress+` {
 	bind 127.0.0.1
 	route /hooks/jwks {
 		hook_verify {
@@ -90,8 +89,8 @@ func TestIngressJWKSRotation(t *testing.T) {
 }
 `)
 	payload := testutil.AvePayload("guia-1")
-	post := func(tok string) ingressResponse {
-		return postIngress(t, tester, "/hooks/jwks", map[string]string{"Ave-Hub-signature": tok}, payload, false)
+	post := func(tok string) response {
+		return postHook(t, tester, "/hooks/jwks", map[string]string{"Ave-Hub-signature": tok}, payload, false)
 	}
 
 	post(testutil.Sign(t, "EdDSA", k.ed, testutil.Claims(nil), "ed-2026-01")).expect(t, 201, wantSuccess)
