@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,8 +62,8 @@ func TestCallNeedsAnAuthenticatedCaller(t *testing.T) {
 		callRoute("/basic", rc.URL+"/tip", "", "") +
 		callRouteWith("/verified", verify, "", rc.URL+"/tip", "") +
 		callRouteWith("/anyone", "", "\t\t\tallow_unauthenticated", rc.URL+"/tip", "")
-	tc := newTester(t)
-	load(t, tc, config("\tlog {\n\t\toutput file "+logFile+"\n\t\tformat json\n\t\tlevel DEBUG\n\t}", site))
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, config("\tlog {\n\t\toutput file "+logFile+"\n\t\tformat json\n\t\tlevel DEBUG\n\t}", site))
 
 	order := []byte(`{"order_id":"ord_1","tip":5000}`)
 	token := testutil.HS256(t, callerSecret, nil)
@@ -144,8 +145,8 @@ func TestCallNeedsAnAuthenticatedCaller(t *testing.T) {
 // the former sync mode are refused with a pointer to hook_call rather than
 // ignored.
 func TestRelayHasNoCallOptions(t *testing.T) {
-	tc := newTester(t)
-	load(t, tc, emptyConfig)
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, emptyConfig)
 	for _, opt := range []string{"mode sync", "allow_unauthenticated", "response_secret " + responseWhsec} {
 		msg := loadError(t, config("", `	hook_relay {
 		topic orders
@@ -172,7 +173,7 @@ func TestDeunaTipExampleRuns(t *testing.T) {
 	}
 	dir := filepath.Dir(tipExample(t, "Caddyfile"))
 	caddyfile := strings.NewReplacer(
-		"admin localhost:2019", "admin localhost:3030\n\thttp_port 9380\n\thttps_port 9743",
+		"admin localhost:2019", fmt.Sprintf("admin %s\n\thttp_port %d\n\thttps_port %d", caddyAt.AdminAddr(), caddyAt.HTTPPort, caddyAt.HTTPSPort),
 		":8080 {", ":9381 {",
 		"127.0.0.1:8082", "127.0.0.1:9382",
 		"examples/deuna-tip/", dir+"/",
@@ -187,8 +188,8 @@ func TestDeunaTipExampleRuns(t *testing.T) {
 			}
 		}
 	}
-	tc := newTester(t)
-	load(t, tc, caddyfile)
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, caddyfile)
 	order, err := os.ReadFile(tipExample(t, "order.json"))
 	if err != nil {
 		t.Fatal(err)

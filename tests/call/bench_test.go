@@ -33,8 +33,8 @@ func BenchmarkCallVsReverseProxy(b *testing.B) {
 				custom_fields order.custom_fields.tip order.custom_fields.business_id`,
 		tipExample(b, "order.json"), tipExample(b, "tip.tmpl"), tipExample(b, "merchant-reply.json")), rc.URL+"/tip", "") +
 		fmt.Sprintf("\thandle /proxy {\n\t\trewrite * /tip\n\t\treverse_proxy %s\n\t}\n", rc.Listener.Addr())
-	tc := newTester(b)
-	load(b, tc, config("", site))
+	tc := caddyAt.NewTester(b)
+	caddyAt.Load(b, tc, config("", site))
 	order, err := os.ReadFile(tipExample(b, "order.json"))
 	if err != nil {
 		b.Fatal(err)

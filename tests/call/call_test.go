@@ -179,8 +179,8 @@ func TestCall(t *testing.T) {
 		callRoute("/boom", rc.URL+"/boom", "", "") +
 		callRoute("/html", rc.URL+"/html", templates, "") +
 		callRoute("/plain", rc.URL+"/tip", "\t\t\tfields uuid amounts.total", "")
-	tc := newTester(t)
-	load(t, tc, config("", site))
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, config("", site))
 
 	order, err := os.ReadFile(tipExample(t, "order.json"))
 	if err != nil {
@@ -272,8 +272,8 @@ func TestCall(t *testing.T) {
 // template's name, line and reason.
 func TestCallTemplateRefused(t *testing.T) {
 	dir := testDir(t)
-	tc := newTester(t)
-	load(t, tc, emptyConfig)
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, emptyConfig)
 	tmpl := writeFile(t, dir, "tip.tmpl", "{\n  \"order_id\": \"{{ .result.uuid }}\",\n  \"tip\": {{ .result.amounts.tip }}\n}\n")
 	reply := writeFile(t, dir, "reply.json", `{"uuid":"u-1","amounts":{"total":3}}`)
 	msg := loadError(t, config("", callRoute("/tip", "http://127.0.0.1:9399/", fmt.Sprintf(

@@ -7,6 +7,7 @@ package call
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,37 +16,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
-
 	// hookrelay's modules, for the in-process Caddy that caddytest runs.
 	_ "github.com/hookrelay/hookrelay"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
-// The in-process Caddy of this package: it owns admin port 3030 and HTTP
-// ports 9380-9399. deadPort is in that range and never listened on.
-const (
-	adminPort = 3030
-	adminURL  = "http://localhost:3030"
-	baseURL   = "http://127.0.0.1:9380"
-	deadPort  = 9399
+// caddyAt is the in-process Caddy of this package (it owns 3030 and
+// 9380-9399; 9743 for the https_port its configs never use).
+var caddyAt = testutil.InProcess{AdminPort: 3030, HTTPPort: 9380, HTTPSPort: 9743}
+
+var (
+	adminURL = caddyAt.AdminURL()
+	baseURL  = caddyAt.BaseURL()
 )
 
-// globalOptions go at the top of every config of this package.
-const globalOptions = `
-	admin localhost:3030
-	http_port 9380
-	https_port 9743
-	auto_https off
-	skip_install_trust
-`
+// deadPort is in the package's range and never listened on.
+const deadPort = 9399
 
 // baseDir holds every test's files and queue directories. It is removed
 // after the whole package ran, when no config uses it any more.
 var baseDir string
 
 func TestMain(m *testing.M) {
-	testutil.RunIsolated(m, func(dir string) { baseDir = dir }, nil)
+	testutil.RunIsolated(m, func(dir string) { baseDir = dir }, func() { _ = caddyAt.Unload() })
 }
 
 // testDir returns a fresh directory under baseDir for one test.
@@ -68,28 +61,11 @@ func writeFile(t testing.TB, dir, name, text string) string {
 	return p
 }
 
-// newTester returns a caddytest tester on this package's admin port.
-func newTester(t testing.TB) *caddytest.Tester {
-	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
-		AdminPort:          adminPort,
-		TestRequestTimeout: 15 * time.Second,
-		LoadRequestTimeout: 30 * time.Second,
-	})
-}
-
 // config is a Caddyfile with this package's global options, extra global
-// options (such as a hookrelay block) and the site on port 9380.
+// options (such as a hookrelay block) and the site on the package's HTTP
+// port.
 func config(extraGlobal, site string) string {
-	return "{" + globalOptions + extraGlobal + "\n}\n\n:9380 {\n" + site + "\n}\n"
-}
-
-// load loads a config and fails the test if it is refused.
-func load(t testing.TB, tc *caddytest.Tester, caddyfile string) {
-	t.Helper()
-	tc.InitServer(caddyfile, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	return caddyAt.Globals(extraGlobal) + fmt.Sprintf("\n:%d {\n", caddyAt.HTTPPort) + site + "\n}\n"
 }
 
 // loadError posts caddyfile to the running Caddy's /load and returns the

@@ -59,8 +59,8 @@ func TestAsyncTemplateReshapesAveEvent(t *testing.T) {
 				name strict_sync_test
 				template %s
 			}`, erp.URL, erpTmpl, strict.URL, strictTmpl)
-	tc := newTester(t)
-	load(t, tc, config(storage(dir), asyncRoute("/ave", tos)))
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, config(storage(dir), asyncRoute("/ave", tos)))
 
 	status, body := testutil.Post(t, baseURL+"/ave", nil, testutil.AvePayload("G-100"))
 	if status != http.StatusCreated {
@@ -156,8 +156,8 @@ func deadLetters(t testing.TB, dest string) []deadLetter {
 // line, and that the previous config keeps running.
 func TestAsyncTemplateRefused(t *testing.T) {
 	dir := testDir(t)
-	tc := newTester(t)
-	load(t, tc, emptyConfig)
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, emptyConfig)
 
 	// Over the built-in sample (a full normalized event).
 	tmpl := writeFile(t, dir, "erp.tmpl", "{\n  \"guide\": {{ json .data.shipment_id }},\n  \"carrier\": {{ json .data.carrier.name }}\n}\n")
@@ -197,8 +197,8 @@ func TestAsyncTemplateRefused(t *testing.T) {
 func TestRawRouteTemplateSample(t *testing.T) {
 	dir := testDir(t)
 	rc := testutil.NewReceiver(t, nil)
-	tc := newTester(t)
-	load(t, tc, emptyConfig)
+	tc := caddyAt.NewTester(t)
+	caddyAt.Load(t, tc, emptyConfig)
 	tmpl := "`" + `{"order": {{ json .data.order_id }}}` + "`"
 	raw := func(opts string) string {
 		return fmt.Sprintf(`	route /orders {
@@ -221,7 +221,7 @@ func TestRawRouteTemplateSample(t *testing.T) {
 	}
 
 	sample := writeFile(t, dir, "order.json", `{"id":"evt_x","topic":"orders","data":{"order_id":"o-1"}}`)
-	load(t, tc, config(storage(dir), raw("\t\t\t\tsample "+sample)))
+	caddyAt.Load(t, tc, config(storage(dir), raw("\t\t\t\tsample "+sample)))
 	if status, body := testutil.Post(t, baseURL+"/orders", nil, []byte(`{"order_id":"o-7","more":1}`)); status != http.StatusCreated {
 		t.Fatalf("ingress answered %d %s", status, body)
 	}
