@@ -125,7 +125,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // pooledEngine is the durable part: queue and workers. It holds the
-// shared outbound state (see outboundPool) while it runs, since its
+// shared outbound state (see outbound.go) while it runs, since its
 // workers' OAuth credentials keep their tokens there.
 type pooledEngine struct {
 	*relay.Engine

@@ -568,9 +568,11 @@ func (h *Call) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		writeJSON(w, http.StatusUnauthorized, envelope(http.StatusUnauthorized, "The request is not authenticated."))
 		return nil
 	}
-	if ingressFrom(r) != nil {
-		return caddyhttp.Error(http.StatusInternalServerError,
-			errors.New("hook_call forwards the raw request body; it cannot follow hook_normalize"))
+	if in := ingressFrom(r); in != nil {
+		// A configuration fault: answered in the envelope, logged.
+		answerFailure(w, r, s.log, errors.New("hook_call forwards the raw request body; it cannot follow hook_normalize"), false)
+		in.answered = true
+		return nil
 	}
 	id := newMessageID()
 	body, status, detail := readLimited(w, r, s.maxBody)

@@ -26,7 +26,7 @@ func TestConfigErrorsNameModuleOnce(t *testing.T) {
 		{"hook_normalize format", (&Normalize{Format: "xml"}).Validate, `unknown format "xml" (supported: ave_tracking)`},
 		{"hook_normalize timezone", func() error { return (&Normalize{Format: "ave_tracking", Timezone: "Mars/Olympus"}).Provision(ctx) }, `unknown timezone "Mars/Olympus"`},
 		{"hook_verify keys", (&Verify{}).Validate, "configure a secret, a public_key or a jwks URL"},
-		{"hook_verify none", (&Verify{Secret: "s", Algorithms: []string{"none"}}).Validate, `the "none" algorithm is never allowed`},
+		{"hook_verify none", (&Verify{Secret: "s", Algorithms: []string{"none"}}).Validate, `the algorithm "none" is never allowed`},
 		{"hook_verify empty secret", func() error {
 			return (&Verify{Secret: "{env.HOOKRELAY_TEST_UNSET_SECRET}"}).Provision(ctx)
 		}, "the secret resolved to an empty value"},

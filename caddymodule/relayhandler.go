@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -213,9 +212,6 @@ func resolvePairs(kvs []destination.KeyValue) []destination.KeyValue {
 	return out
 }
 
-// lastStoreWarn is when a failure to store was last logged at Warn.
-var lastStoreWarn atomic.Int64
-
 // ServeHTTP stores the request's events and answers once they are stored.
 func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var events []event.Event
@@ -223,7 +219,10 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if in != nil {
 		evs, err := in.events(h.Topic)
 		if err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, err)
+			// A configuration fault: answered in the envelope, logged.
+			answerFailure(w, r, h.log, err, false)
+			in.answered = true
+			return nil
 		}
 		events = evs
 	} else {
@@ -264,8 +263,8 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		// Warn at most every 10s: during an outage every request fails
 		// the same way, and senders must not be able to flood the log.
 		level := zap.DebugLevel
-		if now := time.Now().UnixNano(); now-lastStoreWarn.Load() > int64(10*time.Second) {
-			lastStoreWarn.Store(now)
+		if now := time.Now().UnixNano(); now-running.lastStoreWarn.Load() > int64(10*time.Second) {
+			running.lastStoreWarn.Store(now)
 			level = zap.WarnLevel
 		}
 		if ce := h.log.Check(level, "events not stored; answering 503 so the sender retries"); ce != nil {
