@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -593,8 +595,131 @@ func (h *Call) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	return nil
 }
 
+func parseCall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	c := new(Call)
+	err := c.UnmarshalCaddyfile(h.Dispenser)
+	return c, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_call {
+//	    topic <topic>                    # optional
+//	    max_body <size>                  # default 20MB
+//	    response_secret <whsec_...>      # signs the answers
+//	    allow_unauthenticated            # forward callers no earlier handler authenticated (dangerous)
+//	    to <url> {                       # exactly one
+//	        name <name>
+//	        header <name> <value>        # repeatable
+//	        param <name> <value>         # repeatable
+//	        timeout <duration>
+//	        secret <whsec_...>           # Standard Webhooks signature
+//	        auth oauth|api_key { ... }   # as in hook_relay
+//	    }
+//	    sample <file>                    # a sample of the caller's body
+//	    response_template <file> | `<inline template>`
+//	    response_sample <file>
+//	    error_response_template <file> | `<inline template>`
+//	    error_response_sample <file>
+//	    fields <path>...
+//	    custom_fields <path>...
+//	}
+//
+// The request's JSON body is forwarded at once to the destination with its
+// auth, headers, params, secret and timeout; nothing is stored or retried
+// and no queue is started. A 2xx JSON reply is rendered through
+// response_template (reply as .result, the request as .request, as in
+// {{ .result.uuid }}), keeps fields/custom_fields, and is answered 200. A
+// non-2xx or failed exchange is rendered through error_response_template
+// (.result the error body or null, .status, .error) and answered with the
+// destination's 4xx status, 502 when it failed or 504 when it timed out.
+// Without templates the reply's JSON is passed through. response_template
+// is checked at load over response_sample (DEUNA's response_data) with
+// sample as .request; error_response_template over an unreachable
+// destination and error_response_sample. With response_secret every
+// answer carries a Standard Webhooks signature. hook_call answers 401 to
+// a caller that no earlier handler authenticated (hook_verify,
+// basic_auth), unless allow_unauthenticated says that is intended.
+func (h *Call) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "topic":
+			if !d.AllArgs(&h.Topic) {
+				return d.ArgErr()
+			}
+		case "response_secret":
+			if !d.AllArgs(&h.ResponseSecret) {
+				return d.ArgErr()
+			}
+		case "allow_unauthenticated":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.AllowUnauthenticated = true
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxBody = size
+		case "to":
+			if h.Destination != nil {
+				return d.Err("hook_call calls one destination; use one 'to'")
+			}
+			dest, err := parseDestination(d)
+			if err != nil {
+				return err
+			}
+			h.Destination = dest
+		case "sample":
+			if !d.AllArgs(&h.Sample) {
+				return d.ArgErr()
+			}
+		case "response_template", "error_response_template":
+			var t string
+			if !d.AllArgs(&t) {
+				return d.ArgErr()
+			}
+			inline, file := templateArg(t)
+			if opt == "response_template" {
+				h.ResponseTemplate, h.ResponseTemplateFile = inline, file
+			} else {
+				h.ErrorResponseTemplate, h.ErrorResponseTemplateFile = inline, file
+			}
+		case "response_sample":
+			if !d.AllArgs(&h.ResponseSample) {
+				return d.ArgErr()
+			}
+		case "error_response_sample":
+			if !d.AllArgs(&h.ErrorResponseSample) {
+				return d.ArgErr()
+			}
+		case "fields", "custom_fields":
+			f := d.RemainingArgs()
+			if len(f) == 0 {
+				return d.ArgErr()
+			}
+			if opt == "fields" {
+				h.Fields = append(h.Fields, f...)
+			} else {
+				h.CustomFields = append(h.CustomFields, f...)
+			}
+		case "retry":
+			return d.Err("hook_call retries nothing; remove the retry block")
+		default:
+			return d.Errf("unknown hook_call option %q", opt)
+		}
+	}
+	return nil
+}
+
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler       = (*Call)(nil)
 	_ caddy.Provisioner           = (*Call)(nil)
 	_ caddy.Validator             = (*Call)(nil)
 	_ caddy.CleanerUpper          = (*Call)(nil)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -286,8 +288,98 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	return nil
 }
 
+func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	r := new(RelayHandler)
+	err := r.UnmarshalCaddyfile(h.Dispenser)
+	return r, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_relay {
+//	    topic <topic>                    # required
+//	    max_body <size>                  # raw bodies; default 20MB
+//	    to <url> {                       # repeatable
+//	        name <name>
+//	        header <name> <value>        # repeatable
+//	        param <name> <value>         # repeatable
+//	        timeout <duration>
+//	        secret <whsec_...>           # Standard Webhooks signature
+//	        workers <n>
+//	        max_pending <n>
+//	        template <file> | `<inline template>`
+//	        sample <file>
+//	        fields <path>...
+//	        custom_fields <path>...
+//	        auth oauth {
+//	            token_url <url>
+//	            login_header <name> <value>
+//	            login_param <name> <value>
+//	            login_body <name> <value>
+//	            login_body_format form|json
+//	            token_key <dotted.path>
+//	            expires_key <dotted.path>
+//	            token_type <type>
+//	            default_ttl <duration>
+//	            refresh_before <duration>
+//	        }
+//	        auth api_key {
+//	            header <name> <value>
+//	        }
+//	    }
+//	    retry {
+//	        schedule <duration>...       # last step repeats
+//	        max_age <duration>
+//	        on_4xx dead_letter|retry
+//	    }
+//	}
+//
+// Each event is stored, answered 201 and delivered in the background,
+// with retries; template reshapes the delivered body, checked over sample
+// (default: a normalized ave_tracking event), and fields/custom_fields
+// keep only those paths of it. A synchronous call that answers with the
+// destination's reply is hook_call.
+func (h *RelayHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "topic":
+			if !d.AllArgs(&h.Topic) {
+				return d.ArgErr()
+			}
+		case "mode", "response_secret", "allow_unauthenticated":
+			return d.Errf("hook_relay has no %s option: a synchronous call answered with the destination's reply is the hook_call directive (see docs/call.md)", d.Val())
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxBody = size
+		case "to":
+			dest, err := parseDestination(d)
+			if err != nil {
+				return err
+			}
+			h.Destinations = append(h.Destinations, dest)
+		case "retry":
+			rc, err := parseRetry(d)
+			if err != nil {
+				return err
+			}
+			h.Retry = rc
+		default:
+			return d.Errf("unknown hook_relay option %q", d.Val())
+		}
+	}
+	return nil
+}
+
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler       = (*RelayHandler)(nil)
 	_ caddy.Provisioner           = (*RelayHandler)(nil)
 	_ caddy.Validator             = (*RelayHandler)(nil)
 	_ caddy.CleanerUpper          = (*RelayHandler)(nil)
