@@ -28,7 +28,7 @@ func init() {
 	caddy.RegisterModule(Call{})
 }
 
-// Call is the hook_call handler, DEUNA's dynamic webhooks: it forwards the
+// Call is the hook_call handler, for synchronous webhooks: it forwards the
 // request's JSON body at once to its one destination, with the
 // destination's credentials, headers, params, signature and timeout, and
 // answers with the destination's reply, shaped by ResponseTemplate or
@@ -88,7 +88,7 @@ type Call struct {
 	ErrorResponseTemplateFile string `json:"error_response_template_file,omitempty"`
 
 	// ResponseSample is a JSON file with a sample reply of the
-	// destination (DEUNA's response_data): the response template must
+	// destination: the response template must
 	// render it, as .result, to valid JSON at load, or the config is
 	// refused. Required with a response template. Default: none.
 	ResponseSample string `json:"response_sample,omitempty"`
@@ -99,10 +99,10 @@ type Call struct {
 	ErrorResponseSample string `json:"error_response_sample,omitempty"`
 
 	// Fields, when set, keeps only these dotted paths of a success answer
-	// (DEUNA's fields). Default: the whole answer.
+	// Default: the whole answer.
 	Fields []string `json:"fields,omitempty"`
 
-	// CustomFields are more dotted paths kept with Fields (DEUNA's
+	// CustomFields are more dotted paths kept with Fields (the
 	// custom_fields). Default: none.
 	CustomFields []string `json:"custom_fields,omitempty"`
 
@@ -634,7 +634,7 @@ func parseCall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // (.result the error body or null, .status, .error) and answered with the
 // destination's 4xx status, 502 when it failed or 504 when it timed out.
 // Without templates the reply's JSON is passed through. response_template
-// is checked at load over response_sample (DEUNA's response_data) with
+// is checked at load over response_sample with
 // sample as .request; error_response_template over an unreachable
 // destination and error_response_sample. With response_secret every
 // answer carries a Standard Webhooks signature. hook_call answers 401 to
