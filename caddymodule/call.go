@@ -102,8 +102,8 @@ type Call struct {
 	// Default: the whole answer.
 	Fields []string `json:"fields,omitempty"`
 
-	// CustomFields are more dotted paths kept with Fields (the
-	// custom_fields). Default: none.
+	// CustomFields are more dotted paths kept with Fields. Default:
+	// none.
 	CustomFields []string `json:"custom_fields,omitempty"`
 
 	// ResponseSecret is a Standard Webhooks secret ("whsec_<base64>")

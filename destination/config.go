@@ -65,8 +65,8 @@ type Config struct {
 	// Default: the whole body.
 	Fields []string `json:"fields,omitempty"`
 
-	// CustomFields are more dotted paths kept with Fields (the
-	// custom_fields). Default: none.
+	// CustomFields are more dotted paths kept with Fields. Default:
+	// none.
 	CustomFields []string `json:"custom_fields,omitempty"`
 
 	// Workers is how many deliveries to this destination run at once.
