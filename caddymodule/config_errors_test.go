@@ -19,9 +19,9 @@ func TestConfigErrorsNameModuleOnce(t *testing.T) {
 		err  func() error
 		want string
 	}{
-		{"hookrelay durations", (&App{DedupeWindow: -1}).Validate, "durations cannot be negative"},
-		{"hookrelay limits", (&App{QueueLimit: -1}).Validate, "queue_limit and dead_letter_limit cannot be negative"},
-		{"hookrelay tls", (&App{Storage: &StorageConfig{TLS: &StorageTLS{Cert: "c.pem"}}}).Validate, "storage tls needs both cert and key, or neither"},
+		{"hookrelay durations", (&App{DedupeWindow: -1}).Validate, "invalid queue configuration: durations cannot be negative"},
+		{"hookrelay limits", (&App{QueueLimit: -1}).Validate, "invalid queue configuration: the queue limit and the dead-letter limit cannot be negative"},
+		{"hookrelay tls", (&App{Storage: &StorageConfig{TLS: &StorageTLS{Cert: "c.pem"}}}).Validate, "invalid queue configuration: a client certificate needs its key, and a key its certificate"},
 		{"hook_dashboard", (&Dashboard{DeadLetters: -1}).Validate, "dead_letters must be from 1 to 1000"},
 		{"hook_normalize format", (&Normalize{Format: "xml"}).Validate, `unknown format "xml" (supported: ave_tracking)`},
 		{"hook_normalize timezone", func() error { return (&Normalize{Format: "ave_tracking", Timezone: "Mars/Olympus"}).Provision(ctx) }, `unknown timezone "Mars/Olympus"`},
