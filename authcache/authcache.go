@@ -3,7 +3,7 @@
 // Two kinds of Authorizer exist:
 //
 //   - OAuth: a token obtained by POSTing to a token endpoint with configured headers, URL params and
-//     body (the Ventiapp "oauth" authorization, which standard OAuth 2.0 client-credentials servers
+//     body (a login endpoint of any shape, which standard OAuth 2.0 client-credentials servers
 //     also satisfy with the defaults), cached in a shared Cache until shortly before it expires;
 //   - APIKey: a fixed set of headers put on every delivery.
 //

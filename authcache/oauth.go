@@ -52,7 +52,7 @@ const (
 // OAuthConfig describes how to obtain a token for a destination: the Caddyfile's
 // `auth oauth { ... }` block, with placeholders already resolved.
 type OAuthConfig struct {
-	// TokenURL is the token endpoint (Ventiapp's addressLogin): an absolute http or https URL.
+	// TokenURL is the token endpoint: an absolute http or https URL.
 	// It is required.
 	TokenURL string
 	// LoginHeaders are set on the token request, in order; a name given more than once is sent

@@ -125,7 +125,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // pooledEngine is the durable part: queue and workers. It holds the
-// shared outbound state (see outboundPool) while it runs, since its
+// shared outbound state (see outbound.go) while it runs, since its
 // workers' OAuth credentials keep their tokens there.
 type pooledEngine struct {
 	*relay.Engine
@@ -148,6 +148,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	st := a.storage()
+	// The cheap checks first: a bad config must not open the queue.
+	if err := st.Validate(); err != nil {
+		return err
+	}
 	a.key = st.Key()
 	eng, loaded, err := running.acquire(a.key, func() (*pooledEngine, error) {
 		out, err := acquireOutbound()
@@ -209,21 +213,9 @@ func (a *App) storage() relay.QueueConfig {
 	return st
 }
 
-// Validate checks the settings.
+// Validate checks the settings (relay.QueueConfig's rules).
 func (a *App) Validate() error {
-	if a.SyncInterval < 0 || a.DedupeWindow < 0 || a.DeadLetterRetention < 0 {
-		return errors.New("durations cannot be negative")
-	}
-	if a.Storage != nil && a.Storage.Replicas < 0 {
-		return errors.New("replicas cannot be negative")
-	}
-	if a.QueueLimit < 0 || a.DeadLetterLimit < 0 {
-		return errors.New("queue_limit and dead_letter_limit cannot be negative")
-	}
-	if a.Storage != nil && a.Storage.TLS != nil && (a.Storage.TLS.Cert == "") != (a.Storage.TLS.Key == "") {
-		return errors.New("storage tls needs both cert and key, or neither")
-	}
-	return nil
+	return a.storage().Validate()
 }
 
 // register adds a handler's destinations; hook_relay calls it while the

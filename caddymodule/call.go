@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -26,7 +28,7 @@ func init() {
 	caddy.RegisterModule(Call{})
 }
 
-// Call is the hook_call handler, DEUNA's dynamic webhooks: it forwards the
+// Call is the hook_call handler, for synchronous webhooks: it forwards the
 // request's JSON body at once to its one destination, with the
 // destination's credentials, headers, params, signature and timeout, and
 // answers with the destination's reply, shaped by ResponseTemplate or
@@ -86,7 +88,7 @@ type Call struct {
 	ErrorResponseTemplateFile string `json:"error_response_template_file,omitempty"`
 
 	// ResponseSample is a JSON file with a sample reply of the
-	// destination (DEUNA's response_data): the response template must
+	// destination: the response template must
 	// render it, as .result, to valid JSON at load, or the config is
 	// refused. Required with a response template. Default: none.
 	ResponseSample string `json:"response_sample,omitempty"`
@@ -97,11 +99,11 @@ type Call struct {
 	ErrorResponseSample string `json:"error_response_sample,omitempty"`
 
 	// Fields, when set, keeps only these dotted paths of a success answer
-	// (DEUNA's fields). Default: the whole answer.
+	// Default: the whole answer.
 	Fields []string `json:"fields,omitempty"`
 
-	// CustomFields are more dotted paths kept with Fields (DEUNA's
-	// custom_fields). Default: none.
+	// CustomFields are more dotted paths kept with Fields. Default:
+	// none.
 	CustomFields []string `json:"custom_fields,omitempty"`
 
 	// ResponseSecret is a Standard Webhooks secret ("whsec_<base64>")
@@ -568,9 +570,11 @@ func (h *Call) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		writeJSON(w, http.StatusUnauthorized, envelope(http.StatusUnauthorized, "The request is not authenticated."))
 		return nil
 	}
-	if ingressFrom(r) != nil {
-		return caddyhttp.Error(http.StatusInternalServerError,
-			errors.New("hook_call forwards the raw request body; it cannot follow hook_normalize"))
+	if in := ingressFrom(r); in != nil {
+		// A configuration fault: answered in the envelope, logged.
+		answerFailure(w, r, s.log, errors.New("hook_call forwards the raw request body; it cannot follow hook_normalize"), false)
+		in.answered = true
+		return nil
 	}
 	id := newMessageID()
 	body, status, detail := readLimited(w, r, s.maxBody)
@@ -591,8 +595,131 @@ func (h *Call) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	return nil
 }
 
+func parseCall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	c := new(Call)
+	err := c.UnmarshalCaddyfile(h.Dispenser)
+	return c, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_call {
+//	    topic <topic>                    # optional
+//	    max_body <size>                  # default 20MB
+//	    response_secret <whsec_...>      # signs the answers
+//	    allow_unauthenticated            # forward callers no earlier handler authenticated (dangerous)
+//	    to <url> {                       # exactly one
+//	        name <name>
+//	        header <name> <value>        # repeatable
+//	        param <name> <value>         # repeatable
+//	        timeout <duration>
+//	        secret <whsec_...>           # Standard Webhooks signature
+//	        auth oauth|api_key { ... }   # as in hook_relay
+//	    }
+//	    sample <file>                    # a sample of the caller's body
+//	    response_template <file> | `<inline template>`
+//	    response_sample <file>
+//	    error_response_template <file> | `<inline template>`
+//	    error_response_sample <file>
+//	    fields <path>...
+//	    custom_fields <path>...
+//	}
+//
+// The request's JSON body is forwarded at once to the destination with its
+// auth, headers, params, secret and timeout; nothing is stored or retried
+// and no queue is started. A 2xx JSON reply is rendered through
+// response_template (reply as .result, the request as .request, as in
+// {{ .result.uuid }}), keeps fields/custom_fields, and is answered 200. A
+// non-2xx or failed exchange is rendered through error_response_template
+// (.result the error body or null, .status, .error) and answered with the
+// destination's 4xx status, 502 when it failed or 504 when it timed out.
+// Without templates the reply's JSON is passed through. response_template
+// is checked at load over response_sample with
+// sample as .request; error_response_template over an unreachable
+// destination and error_response_sample. With response_secret every
+// answer carries a Standard Webhooks signature. hook_call answers 401 to
+// a caller that no earlier handler authenticated (hook_verify,
+// basic_auth), unless allow_unauthenticated says that is intended.
+func (h *Call) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "topic":
+			if !d.AllArgs(&h.Topic) {
+				return d.ArgErr()
+			}
+		case "response_secret":
+			if !d.AllArgs(&h.ResponseSecret) {
+				return d.ArgErr()
+			}
+		case "allow_unauthenticated":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.AllowUnauthenticated = true
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxBody = size
+		case "to":
+			if h.Destination != nil {
+				return d.Err("hook_call calls one destination; use one 'to'")
+			}
+			dest, err := parseDestination(d)
+			if err != nil {
+				return err
+			}
+			h.Destination = dest
+		case "sample":
+			if !d.AllArgs(&h.Sample) {
+				return d.ArgErr()
+			}
+		case "response_template", "error_response_template":
+			var t string
+			if !d.AllArgs(&t) {
+				return d.ArgErr()
+			}
+			inline, file := templateArg(t)
+			if opt == "response_template" {
+				h.ResponseTemplate, h.ResponseTemplateFile = inline, file
+			} else {
+				h.ErrorResponseTemplate, h.ErrorResponseTemplateFile = inline, file
+			}
+		case "response_sample":
+			if !d.AllArgs(&h.ResponseSample) {
+				return d.ArgErr()
+			}
+		case "error_response_sample":
+			if !d.AllArgs(&h.ErrorResponseSample) {
+				return d.ArgErr()
+			}
+		case "fields", "custom_fields":
+			f := d.RemainingArgs()
+			if len(f) == 0 {
+				return d.ArgErr()
+			}
+			if opt == "fields" {
+				h.Fields = append(h.Fields, f...)
+			} else {
+				h.CustomFields = append(h.CustomFields, f...)
+			}
+		case "retry":
+			return d.Err("hook_call retries nothing; remove the retry block")
+		default:
+			return d.Errf("unknown hook_call option %q", opt)
+		}
+	}
+	return nil
+}
+
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler       = (*Call)(nil)
 	_ caddy.Provisioner           = (*Call)(nil)
 	_ caddy.Validator             = (*Call)(nil)
 	_ caddy.CleanerUpper          = (*Call)(nil)

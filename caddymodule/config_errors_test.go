@@ -19,14 +19,14 @@ func TestConfigErrorsNameModuleOnce(t *testing.T) {
 		err  func() error
 		want string
 	}{
-		{"hookrelay durations", (&App{DedupeWindow: -1}).Validate, "durations cannot be negative"},
-		{"hookrelay limits", (&App{QueueLimit: -1}).Validate, "queue_limit and dead_letter_limit cannot be negative"},
-		{"hookrelay tls", (&App{Storage: &StorageConfig{TLS: &StorageTLS{Cert: "c.pem"}}}).Validate, "storage tls needs both cert and key, or neither"},
+		{"hookrelay durations", (&App{DedupeWindow: -1}).Validate, "invalid queue configuration: durations cannot be negative"},
+		{"hookrelay limits", (&App{QueueLimit: -1}).Validate, "invalid queue configuration: the queue limit and the dead-letter limit cannot be negative"},
+		{"hookrelay tls", (&App{Storage: &StorageConfig{TLS: &StorageTLS{Cert: "c.pem"}}}).Validate, "invalid queue configuration: a client certificate needs its key, and a key its certificate"},
 		{"hook_dashboard", (&Dashboard{DeadLetters: -1}).Validate, "dead_letters must be from 1 to 1000"},
 		{"hook_normalize format", (&Normalize{Format: "xml"}).Validate, `unknown format "xml" (supported: ave_tracking)`},
 		{"hook_normalize timezone", func() error { return (&Normalize{Format: "ave_tracking", Timezone: "Mars/Olympus"}).Provision(ctx) }, `unknown timezone "Mars/Olympus"`},
 		{"hook_verify keys", (&Verify{}).Validate, "configure a secret, a public_key or a jwks URL"},
-		{"hook_verify none", (&Verify{Secret: "s", Algorithms: []string{"none"}}).Validate, `the "none" algorithm is never allowed`},
+		{"hook_verify none", (&Verify{Secret: "s", Algorithms: []string{"none"}}).Validate, `the algorithm "none" is never allowed`},
 		{"hook_verify empty secret", func() error {
 			return (&Verify{Secret: "{env.HOOKRELAY_TEST_UNSET_SECRET}"}).Provision(ctx)
 		}, "the secret resolved to an empty value"},

@@ -9,16 +9,14 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 )
 
-// outboundPool holds the state that every outbound request shares, across
-// config reloads: one OAuth token cache for hook_relay's deliveries and
-// hook_call's calls alike, and hook_call's HTTP client. It is separate
-// from the hookrelay app, so that hook_call never starts the queue; the
-// app's engine holds it too, for its workers' tokens.
-var outboundPool = caddy.NewUsagePool()
-
 const outboundKey = "outbound"
 
-// outbound is the pooled value of outboundPool.
+// outbound is the state that every outbound request shares, across
+// config reloads: one OAuth token cache for hook_relay's deliveries and
+// hook_call's calls alike, and hook_call's HTTP client. It is held apart
+// from the hookrelay app, so that hook_call never starts the queue; the
+// app's engine holds it too, for its runners' tokens. It lives in
+// runtimeState's outbound pool.
 type outbound struct {
 	// tokens caches OAuth tokens by credential.
 	tokens *authcache.Cache
@@ -39,7 +37,7 @@ func (o *outbound) Destruct() error {
 // acquireOutbound takes a hold on the shared outbound state; every
 // successful call must be matched by one releaseOutbound.
 func acquireOutbound() (*outbound, error) {
-	val, _, err := outboundPool.LoadOrNew(outboundKey, func() (caddy.Destructor, error) {
+	val, _, err := running.outbound.LoadOrNew(outboundKey, func() (caddy.Destructor, error) {
 		tokens, err := authcache.NewCache(0, nil)
 		if err != nil {
 			return nil, err
@@ -54,6 +52,6 @@ func acquireOutbound() (*outbound, error) {
 
 // releaseOutbound gives back a hold taken by acquireOutbound.
 func releaseOutbound() error {
-	_, err := outboundPool.Delete(outboundKey)
+	_, err := running.outbound.Delete(outboundKey)
 	return err
 }

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -213,9 +214,6 @@ func resolvePairs(kvs []destination.KeyValue) []destination.KeyValue {
 	return out
 }
 
-// lastStoreWarn is when a failure to store was last logged at Warn.
-var lastStoreWarn atomic.Int64
-
 // ServeHTTP stores the request's events and answers once they are stored.
 func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var events []event.Event
@@ -223,7 +221,10 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if in != nil {
 		evs, err := in.events(h.Topic)
 		if err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, err)
+			// A configuration fault: answered in the envelope, logged.
+			answerFailure(w, r, h.log, err, false)
+			in.answered = true
+			return nil
 		}
 		events = evs
 	} else {
@@ -264,8 +265,8 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		// Warn at most every 10s: during an outage every request fails
 		// the same way, and senders must not be able to flood the log.
 		level := zap.DebugLevel
-		if now := time.Now().UnixNano(); now-lastStoreWarn.Load() > int64(10*time.Second) {
-			lastStoreWarn.Store(now)
+		if now := time.Now().UnixNano(); now-running.lastStoreWarn.Load() > int64(10*time.Second) {
+			running.lastStoreWarn.Store(now)
 			level = zap.WarnLevel
 		}
 		if ce := h.log.Check(level, "events not stored; answering 503 so the sender retries"); ce != nil {
@@ -287,8 +288,98 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	return nil
 }
 
+func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	r := new(RelayHandler)
+	err := r.UnmarshalCaddyfile(h.Dispenser)
+	return r, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	hook_relay {
+//	    topic <topic>                    # required
+//	    max_body <size>                  # raw bodies; default 20MB
+//	    to <url> {                       # repeatable
+//	        name <name>
+//	        header <name> <value>        # repeatable
+//	        param <name> <value>         # repeatable
+//	        timeout <duration>
+//	        secret <whsec_...>           # Standard Webhooks signature
+//	        workers <n>
+//	        max_pending <n>
+//	        template <file> | `<inline template>`
+//	        sample <file>
+//	        fields <path>...
+//	        custom_fields <path>...
+//	        auth oauth {
+//	            token_url <url>
+//	            login_header <name> <value>
+//	            login_param <name> <value>
+//	            login_body <name> <value>
+//	            login_body_format form|json
+//	            token_key <dotted.path>
+//	            expires_key <dotted.path>
+//	            token_type <type>
+//	            default_ttl <duration>
+//	            refresh_before <duration>
+//	        }
+//	        auth api_key {
+//	            header <name> <value>
+//	        }
+//	    }
+//	    retry {
+//	        schedule <duration>...       # last step repeats
+//	        max_age <duration>
+//	        on_4xx dead_letter|retry
+//	    }
+//	}
+//
+// Each event is stored, answered 201 and delivered in the background,
+// with retries; template reshapes the delivered body, checked over sample
+// (default: a normalized ave_tracking event), and fields/custom_fields
+// keep only those paths of it. A synchronous call that answers with the
+// destination's reply is hook_call.
+func (h *RelayHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "topic":
+			if !d.AllArgs(&h.Topic) {
+				return d.ArgErr()
+			}
+		case "mode", "response_secret", "allow_unauthenticated":
+			return d.Errf("hook_relay has no %s option: a synchronous call answered with the destination's reply is the hook_call directive (see docs/call.md)", d.Val())
+		case "max_body":
+			size, err := parseSizeArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxBody = size
+		case "to":
+			dest, err := parseDestination(d)
+			if err != nil {
+				return err
+			}
+			h.Destinations = append(h.Destinations, dest)
+		case "retry":
+			rc, err := parseRetry(d)
+			if err != nil {
+				return err
+			}
+			h.Retry = rc
+		default:
+			return d.Errf("unknown hook_relay option %q", d.Val())
+		}
+	}
+	return nil
+}
+
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler       = (*RelayHandler)(nil)
 	_ caddy.Provisioner           = (*RelayHandler)(nil)
 	_ caddy.Validator             = (*RelayHandler)(nil)
 	_ caddy.CleanerUpper          = (*RelayHandler)(nil)

@@ -3,12 +3,13 @@ package caddymodule
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 )
 
-// running is the package's state that outlives a config: the engines and
-// which app runs. Everything that needs the running engine (the admin
+// running is the package's state that outlives a config: the engines,
+// which app runs, and what outbound requests share. Everything that needs the running engine (the admin
 // API, the dashboard, the metrics) asks it, through [runtimeState.engine].
 var running = newRuntimeState()
 
@@ -25,13 +26,19 @@ var running = newRuntimeState()
 // (relay.Engine's Apply and Release); this only picks the engine.
 type runtimeState struct {
 	engines *caddy.UsagePool
+	// outbound holds the one *outbound (see outbound.go): the OAuth
+	// token cache and hook_call's client.
+	outbound *caddy.UsagePool
+	// lastStoreWarn is when hook_relay last logged a failure to store
+	// at Warn (unix nanoseconds); later ones within 10s go to Debug.
+	lastStoreWarn atomic.Int64
 
 	mu      sync.Mutex
 	started []*App
 }
 
 func newRuntimeState() *runtimeState {
-	return &runtimeState{engines: caddy.NewUsagePool()}
+	return &runtimeState{engines: caddy.NewUsagePool(), outbound: caddy.NewUsagePool()}
 }
 
 // acquire returns the engine of the queue key, opening it with open when

@@ -166,11 +166,6 @@ func (v *Verify) Validate() error {
 	if v.Secret == "" && len(v.PublicKeys) == 0 && v.JWKS == "" {
 		return errors.New("configure a secret, a public_key or a jwks URL")
 	}
-	for _, a := range v.Algorithms {
-		if strings.EqualFold(a, "none") {
-			return errors.New(`the "none" algorithm is never allowed`)
-		}
-	}
 	if err := v.config().Check(); err != nil {
 		return err
 	}
@@ -274,8 +269,8 @@ func (v *Verify) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			for _, a := range algs {
-				if strings.EqualFold(a, "none") {
-					return d.Err(`the "none" algorithm is never allowed`)
+				if err := jwtverify.CheckAlgorithm(a); err != nil {
+					return d.Err(err.Error())
 				}
 			}
 			v.Algorithms = append(v.Algorithms, algs...)

@@ -237,7 +237,7 @@ func ReadSample(option, file string) ([]byte, error) {
 	return b, nil
 }
 
-// Paths is the selection of DEUNA's fields and custom_fields: the dotted
+// Paths is the selection of the fields and custom_fields options: the dotted
 // paths kept of a body, fields first; nil keeps the whole body.
 func Paths(fields, customFields []string) []string {
 	if len(fields)+len(customFields) == 0 {

@@ -54,7 +54,7 @@ type Config struct {
 	TemplateFile string `json:"template_file,omitempty"`
 
 	// Sample is a JSON file of an event that Template and Fields must
-	// render to valid JSON over at load (DEUNA's response_data), or the
+	// render to valid JSON over at load, or the
 	// config is refused. Default: the sample the route gives (for a route
 	// whose events hook_normalize ave_tracking normalized, a complete
 	// normalized ave_tracking event); a route of raw JSON bodies should
@@ -62,11 +62,11 @@ type Config struct {
 	Sample string `json:"sample,omitempty"`
 
 	// Fields, when set, keeps only these dotted paths of the body
-	// (DEUNA's fields). Default: the whole body.
+	// Default: the whole body.
 	Fields []string `json:"fields,omitempty"`
 
-	// CustomFields are more dotted paths kept with Fields (DEUNA's
-	// custom_fields). Default: none.
+	// CustomFields are more dotted paths kept with Fields. Default:
+	// none.
 	CustomFields []string `json:"custom_fields,omitempty"`
 
 	// Workers is how many deliveries to this destination run at once.
@@ -127,8 +127,8 @@ type KeyValue struct {
 // RetryConfig is a route's retry policy.
 type RetryConfig struct {
 	// Schedule is the delay after each failed attempt; the last step
-	// repeats. A jitter of up to 10% is added. Default: the Falabella
-	// schedule, 1m 5m 10m 30m 1h 2h 5h 10h 24h.
+	// repeats. A jitter of up to 10% is added. Default:
+	// 1m 5m 10m 30m 1h 2h 5h 10h 24h.
 	Schedule []Duration `json:"schedule,omitempty"`
 
 	// MaxAge is how long after it was first stored an event is retried;

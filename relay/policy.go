@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// DefaultSchedule is Falabella Seller Center's retry schedule: the delay
+// DefaultSchedule is the default retry schedule: the delay
 // after the 1st, 2nd, ... failed attempt. The last step repeats.
 var DefaultSchedule = []time.Duration{
 	time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute,

@@ -337,6 +337,9 @@ func (q *queue) settings() QueueConfig {
 // settings, which belong to the embedded server and cannot change while
 // it runs, differ.
 func (q *queue) reconfigure(ctx context.Context, st QueueConfig) (restartNeeded bool, err error) {
+	if err := st.Validate(); err != nil {
+		return false, err
+	}
 	q.updateMu.Lock()
 	defer q.updateMu.Unlock()
 	st = st.withDefaults()

@@ -1,5 +1,5 @@
 // Package jsonscan holds the two byte-level steps that hookrelay's JSON
-// scanners (the Aveonline decoder and the canonical form of event data)
+// scanners (the ave_tracking decoder and the canonical form of event data)
 // share. Both work on input already known to be valid JSON.
 package jsonscan
 

@@ -170,11 +170,37 @@ type Config struct {
 	Now func() time.Time
 }
 
+// ErrAlgorithmNone is returned for the algorithm "none", which is never
+// allowed; ErrUnknownAlgorithm for a name that is not one of
+// [SupportedAlgorithms].
+var (
+	ErrAlgorithmNone    = errors.New(`the algorithm "none" is never allowed`)
+	ErrUnknownAlgorithm = errors.New("unknown algorithm")
+)
+
+// CheckAlgorithm returns ErrAlgorithmNone for "none" (in any case), an
+// error wrapping ErrUnknownAlgorithm for an unsupported name, else nil.
+func CheckAlgorithm(a string) error {
+	if strings.EqualFold(a, "none") {
+		return ErrAlgorithmNone
+	}
+	if _, ok := algFamily[a]; !ok {
+		return fmt.Errorf("%w %q (supported: %s)", ErrUnknownAlgorithm, a, strings.Join(supportedAlgorithms, ", "))
+	}
+	return nil
+}
+
 // Check validates the settings of cfg that need neither keys nor I/O: the
-// durations, the cache size, the exp policy and the JWKS URL. [New] calls
+// algorithms, the durations, the cache size, the exp policy and the JWKS
+// URL. [New] calls
 // it; a caller may call it earlier to report a bad configuration. Its
 // errors never quote the JWKS URL.
 func (cfg Config) Check() error {
+	for _, a := range cfg.Algorithms {
+		if err := CheckAlgorithm(a); err != nil {
+			return err
+		}
+	}
 	switch {
 	case cfg.Leeway < 0:
 		return errors.New("jwtverify: leeway must not be negative")
@@ -324,14 +350,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 			return nil, errors.New("jwtverify: no key configured: set a secret, public keys or a JWKS URL")
 		}
 	} else {
-		for _, a := range cfg.Algorithms {
-			if strings.EqualFold(a, "none") {
-				return nil, errors.New(`jwtverify: algorithm "none" is never allowed`)
-			}
-			fam, ok := algFamily[a]
-			if !ok {
-				return nil, fmt.Errorf("jwtverify: unknown algorithm %q (supported: %s)", a, strings.Join(supportedAlgorithms, ", "))
-			}
+		for _, a := range cfg.Algorithms { // known and not "none": Check
+			fam := algFamily[a]
 			if !have(fam) {
 				return nil, fmt.Errorf("jwtverify: algorithm %s needs %s", a, fam.needs())
 			}

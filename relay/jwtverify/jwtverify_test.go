@@ -509,3 +509,23 @@ func TestCloseConcurrentWithVerify(t *testing.T) {
 		t.Fatalf("Verify after Close: %v", err)
 	}
 }
+
+func TestCheckAlgorithm(t *testing.T) {
+	for _, a := range SupportedAlgorithms() {
+		if err := CheckAlgorithm(a); err != nil {
+			t.Errorf("%s: %v", a, err)
+		}
+	}
+	for _, c := range []struct {
+		alg  string
+		want error
+	}{{"none", ErrAlgorithmNone}, {"None", ErrAlgorithmNone}, {"NONE", ErrAlgorithmNone}, {"HS1024", ErrUnknownAlgorithm}, {"hs256", ErrUnknownAlgorithm}, {"", ErrUnknownAlgorithm}} {
+		if err := CheckAlgorithm(c.alg); !errors.Is(err, c.want) {
+			t.Errorf("CheckAlgorithm(%q) = %v, want %v", c.alg, err, c.want)
+		}
+	}
+	// Check refuses them too, before any key is read.
+	if err := (Config{Secret: []byte("s"), Algorithms: []string{"HS256", "none"}}).Check(); !errors.Is(err, ErrAlgorithmNone) {
+		t.Errorf("Check = %v, want ErrAlgorithmNone", err)
+	}
+}

@@ -1,13 +1,13 @@
 // Package transform reshapes JSON bodies for the apps behind the relay.
 //
 // A destination can carry a Go text/template that turns the normalized event
-// into the body that app wants, and a synchronous (DEUNA-style) webhook can
+// into the body that app wants, and a synchronous webhook can
 // carry a response_template over {"result": <merchant reply>, "request":
 // <original request>}. Templates run over JSON decoded with DecodeJSON
 // (objects are map[string]any, arrays []any, numbers json.Number so that big
 // integers survive), and their output must be one valid JSON value: Render
 // validates it and returns it compacted. Select then keeps only the listed
-// dotted paths of a body (DEUNA's fields / custom_fields).
+// dotted paths of a body (the fields / custom_fields options).
 //
 // The package uses the standard library only and knows nothing of Caddy.
 //
@@ -15,7 +15,7 @@
 //
 // Besides text/template's builtins (and, or, not, eq, ne, lt, le, gt, ge,
 // len, print, printf, slice, ...), templates have these functions; Funcs
-// returns them. The examples run over a normalized Aveonline event.
+// returns them. The examples run over a normalized ave_tracking event.
 //
 // json marshals a value as JSON: the safe way to emit a string (quotes,
 // backslashes and newlines are escaped) and the way to emit an object, an

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Select keeps only the listed dotted paths of a JSON body (DEUNA's fields
+// Select keeps only the listed dotted paths of a JSON body (the fields
 // and custom_fields) and returns the result compacted.
 //
 // A path's segments are object keys or, on arrays, decimal indexes without a

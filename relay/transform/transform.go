@@ -67,7 +67,7 @@ func (t *Template) Render(data any) (out []byte, err error) {
 	return compact(t.name, buf.Bytes())
 }
 
-// Check renders the template over sample (for a response_template, DEUNA's
+// Check renders the template over sample (for a response_template, the
 // response_data decoded with DecodeJSON and placed where the live data will
 // be) and reports why the output would not be usable. The error is the
 // *RenderError, whose text reads `template "erp.tmpl" line 3: <what>`; nil

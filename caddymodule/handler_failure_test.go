@@ -1,0 +1,50 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/relay/event"
+)
+
+// A configuration fault found while serving is answered in the contract's
+// envelope (500) and logged at Error, never with Caddy's empty 500.
+
+func withIngress(r *http.Request, in *ingress) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), ingressKey{}, in))
+}
+
+func TestRelayAnswersIngressFailure(t *testing.T) {
+	log, logs := observedLogger()
+	h := &RelayHandler{Topic: "shipments/tracking", log: log}
+	in := &ingress{count: 1, events: func(string) ([]event.Event, error) {
+		return nil, errors.New("the events cannot be encoded")
+	}}
+	r := withCaddyVars(withIngress(httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")), in))
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, nil); err != nil {
+		t.Fatalf("ServeHTTP returned %v", err)
+	}
+	checkFailureAnswer(t, w, logs, 500, wantEnvelope("Internal Server Error", "500", "The webhook could not be processed; send it again later."), zap.ErrorLevel, 500)
+	if !in.answered {
+		t.Error("the answer is not marked, so hook_normalize would answer again")
+	}
+}
+
+func TestCallAfterNormalizeAnswersFailure(t *testing.T) {
+	log, logs := observedLogger()
+	h := &Call{AllowUnauthenticated: true, log: log, call: &caller{anyone: true, log: log, maxBody: 1 << 20}}
+	in := &ingress{count: 1}
+	r := withCaddyVars(withIngress(httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")), in))
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, nil); err != nil {
+		t.Fatalf("ServeHTTP returned %v", err)
+	}
+	checkFailureAnswer(t, w, logs, 500, wantEnvelope("Internal Server Error", "500", "The webhook could not be processed; send it again later."), zap.ErrorLevel, 500)
+}
