@@ -92,7 +92,7 @@ func writeError(w http.ResponseWriter, status int, detail string) {
 // unless something already answered, and logged: a sender never gets
 // Caddy's empty error response.
 func serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, log *zap.Logger) bool {
-	tw := &writeTracker{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	tw := &writeTracker{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(tw, r)
 	if err == nil {
 		return tw.wrote
@@ -131,9 +131,10 @@ func answerFailure(w http.ResponseWriter, r *http.Request, log *zap.Logger, err 
 	writeError(w, status, detail)
 }
 
-// writeTracker notes whether a later handler wrote a response.
+// writeTracker notes whether a later handler wrote a response. It holds
+// the wrapper by value: one allocation per request, not two.
 type writeTracker struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	wrote bool
 }
 
