@@ -147,6 +147,9 @@ type delivery struct {
 	Query      string
 	Body       []byte
 	Status     int // what the sink answered
+	// Cut is true when the body arrived shorter than its Content-Length:
+	// the sender died mid-request (a kill -9 during an attempt).
+	Cut bool
 }
 
 // sink is a loopback destination that decodes and records every attempt
@@ -162,7 +165,8 @@ func newSink(t testing.TB, script func(n int, d delivery) (int, http.Header)) *s
 	t.Helper()
 	s := &sink{}
 	s.Receiver = testutil.NewReceiver(t, func(n int, r *http.Request, body []byte) (int, http.Header, []byte) {
-		d := delivery{At: time.Now(), WebhookID: r.Header.Get("webhook-id"), Header: r.Header.Clone(), Query: r.URL.RawQuery, Body: body}
+		d := delivery{At: time.Now(), WebhookID: r.Header.Get("webhook-id"), Header: r.Header.Clone(), Query: r.URL.RawQuery, Body: body,
+			Cut: r.ContentLength >= 0 && int64(len(body)) != r.ContentLength}
 		var ev struct {
 			ID   string `json:"id"`
 			Data struct {
