@@ -187,15 +187,18 @@ func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
 		return true
 	})
 	took := time.Since(start)
-
-	delivered := s.deliveredShipments()
+	// Events stored but not answered 201 may still be on their way: let
+	// the queue settle, then read one snapshot of what arrived.
+	testutil.WaitSettled(t, "http://"+adminAddr, "durable_sink", time.Minute)
+	got := s.deliveries()
+	delivered := shipmentsOf(got)
 	var losses, duplicates, unacknowledged int
 	for id := range want {
 		if delivered[id] == 0 {
 			losses++
 		}
 	}
-	byWebhookID := s.delivered()
+	byWebhookID := webhookIDsOf(got)
 	for _, n := range byWebhookID {
 		duplicates += n - 1
 	}
@@ -205,7 +208,7 @@ func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
 		}
 	}
 	cut := 0
-	for _, d := range s.deliveries() {
+	for _, d := range got {
 		if d.Cut {
 			// The kill cut this attempt mid-body: the sink answered a
 			// request that was never whole, and no event can be read
@@ -226,7 +229,7 @@ func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
 		// Show the deliveries of the shipments that came under more than
 		// one webhook-id.
 		ids := map[string]map[string]bool{}
-		for _, d := range s.deliveries() {
+		for _, d := range got {
 			if d.Status >= 200 && d.Status < 300 {
 				if ids[d.ShipmentID] == nil {
 					ids[d.ShipmentID] = map[string]bool{}
@@ -235,7 +238,7 @@ func killUnderLoad(t *testing.T, bin, mode, syncLine string) {
 			}
 		}
 		shown := 0
-		for _, d := range s.deliveries() {
+		for _, d := range got {
 			if len(ids[d.ShipmentID]) > 1 && shown < 8 {
 				shown++
 				t.Logf("shipment %q webhook-id %q status %d cut %v body %.300s", d.ShipmentID, d.WebhookID, d.Status, d.Cut, d.Body)

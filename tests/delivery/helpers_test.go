@@ -196,15 +196,29 @@ func (s *sink) deliveries() []delivery {
 	return append([]delivery(nil), s.got...)
 }
 
-// attempts returns how many attempts arrived, answered or not yet.
+// attempts returns how many attempts arrived, answered or not yet (a
+// script that holds an attempt counts it already). It goes up before
+// deliveries records the attempt: wait on recorded to read it.
 func (s *sink) attempts() int { return s.Receiver.Count() }
 
-// delivered returns, per webhook-id, how many attempts were answered 2xx.
-func (s *sink) delivered() map[string]int {
+// recorded returns how many attempts deliveries returns.
+func (s *sink) recorded() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return len(s.got)
+}
+
+// delivered returns, per webhook-id, how many attempts were answered 2xx.
+func (s *sink) delivered() map[string]int { return webhookIDsOf(s.deliveries()) }
+
+// deliveredShipments returns, per shipment id, how many attempts were
+// answered 2xx.
+func (s *sink) deliveredShipments() map[string]int { return shipmentsOf(s.deliveries()) }
+
+// webhookIDsOf counts the 2xx attempts of ds per webhook-id.
+func webhookIDsOf(ds []delivery) map[string]int {
 	m := make(map[string]int)
-	for _, d := range s.got {
+	for _, d := range ds {
 		if d.Status >= 200 && d.Status < 300 {
 			m[d.WebhookID]++
 		}
@@ -212,13 +226,10 @@ func (s *sink) delivered() map[string]int {
 	return m
 }
 
-// deliveredShipments returns, per shipment id, how many attempts were
-// answered 2xx.
-func (s *sink) deliveredShipments() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// shipmentsOf counts the 2xx attempts of ds per shipment id.
+func shipmentsOf(ds []delivery) map[string]int {
 	m := make(map[string]int)
-	for _, d := range s.got {
+	for _, d := range ds {
 		if d.Status >= 200 && d.Status < 300 {
 			m[d.ShipmentID]++
 		}

@@ -45,7 +45,7 @@ func TestSignedAveEventIsDeliveredNormalizedAndSigned(t *testing.T) {
 
 	before := time.Now().UTC().Add(-time.Second)
 	postAve(t, "/ave", "consecutivo123")
-	testutil.WaitFor(t, 15*time.Second, "the delivery", func() bool { return s.attempts() >= 1 })
+	testutil.WaitFor(t, 15*time.Second, "the delivery", func() bool { return s.recorded() >= 1 })
 	d := s.deliveries()[0]
 
 	if got := d.Header.Get("Content-Type"); got != "application/json" {
@@ -138,7 +138,7 @@ func TestRawModeRelaysTheBodyAsOneEvent(t *testing.T) {
 		t.Errorf("invalid JSON answered %d, want 400", status)
 	}
 
-	testutil.WaitFor(t, 15*time.Second, "the delivery", func() bool { return s.attempts() >= 1 })
+	testutil.WaitFor(t, 15*time.Second, "the delivery", func() bool { return s.recorded() >= 1 })
 	d := s.deliveries()[0]
 	var ev struct {
 		ID     string          `json:"id"`
