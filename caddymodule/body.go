@@ -23,17 +23,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 // be used it returns the status to answer (413 or 400) and the error's
 // detail, and leaves the answer to the caller.
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, status int, detail string) {
-	tooLarge := fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit)
 	if r.ContentLength > limit {
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
+		return nil, http.StatusRequestEntityTooLarge, tooLargeDetail(limit)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, http.StatusRequestEntityTooLarge, tooLarge
+			return nil, http.StatusRequestEntityTooLarge, tooLargeDetail(limit)
 		}
 		return nil, http.StatusBadRequest, "The request body could not be read."
 	}
 	return body, 0, ""
+}
+
+// tooLargeDetail is the 413's detail, built only when a body is too large.
+func tooLargeDetail(limit int64) string {
+	return fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit)
 }
