@@ -507,13 +507,7 @@ func (s *caller) warn(msg string, x exchange, err error) {
 
 // envelope is the contract's error body with one entry.
 func envelope(status int, detail string) []byte {
-	title := titles[status]
-	if title == "" {
-		title = http.StatusText(status)
-	}
-	body, _ := json.Marshal(struct {
-		Errors []apiError `json:"errors"`
-	}{[]apiError{{Title: title, Detail: detail, StatusCode: strconv.Itoa(status)}}})
+	_, body := errorBody(status, problem{detail: detail})
 	return body
 }
 

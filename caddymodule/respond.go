@@ -57,6 +57,16 @@ type problem struct {
 
 // writeErrors answers status with one envelope entry per problem.
 func writeErrors(w http.ResponseWriter, status int, problems ...problem) {
+	status, body := errorBody(status, problems...)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, status, body)
+}
+
+// errorBody is the contract's error envelope, one entry per problem, and
+// the status to answer it with (500 if it cannot be encoded).
+func errorBody(status int, problems ...problem) (int, []byte) {
 	title := titles[status]
 	if title == "" {
 		title = http.StatusText(status)
@@ -73,13 +83,9 @@ func writeErrors(w http.ResponseWriter, status int, problems ...problem) {
 		Errors []apiError `json:"errors"`
 	}{entries})
 	if err != nil {
-		body = []byte(`{"errors":[{"title":"Internal Server Error","detail":"The error could not be encoded.","status_code":"500"}]}`)
-		status = http.StatusInternalServerError
+		return http.StatusInternalServerError, []byte(`{"errors":[{"title":"Internal Server Error","detail":"The error could not be encoded.","status_code":"500"}]}`)
 	}
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
-	}
-	writeJSON(w, status, body)
+	return status, body
 }
 
 // writeError answers status with a single problem.
