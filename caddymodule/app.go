@@ -129,8 +129,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // workers' OAuth credentials keep their tokens there.
 type pooledEngine struct {
 	*relay.Engine
-	tokens  *authcache.Cache // the outbound state's token cache
-	storage relay.QueueConfig
+	tokens *authcache.Cache // the outbound state's token cache
 }
 
 // Destruct stops the engine when the last config using it is gone, then
@@ -167,7 +166,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			_ = releaseOutbound()
 			return nil, err
 		}
-		return &pooledEngine{Engine: eng, tokens: out.tokens, storage: st}, nil
+		return &pooledEngine{Engine: eng, tokens: out.tokens}, nil
 	})
 	if err != nil {
 		a.key = ""
@@ -246,7 +245,7 @@ func (a *App) Start() error {
 		return err
 	}
 	running.start(a)
-	a.log.Info("relay started", zap.Int("destinations", len(dests)), zap.Bool("embedded", a.engine.storage.Embedded()))
+	a.log.Info("relay started", zap.Int("destinations", len(dests)), zap.Bool("embedded", a.engine.QueueConfig().Embedded()))
 	return nil
 }
 

@@ -201,6 +201,9 @@ func (r *runner) deadLetter(d *delivery, res attemptResult, reason DeadLetterRea
 		lastError: res.errorText(),
 		reason:    reason,
 	}
+	if len(rec.lastError) > maxLastError {
+		rec.lastError = rec.lastError[:maxLastError]
+	}
 	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
 	defer cancel()
 	if err := r.store.storeDeadLetter(ctx, rec, d.msg.Data(), r.e.deadLettersDropped); err != nil {
@@ -210,9 +213,6 @@ func (r *runner) deadLetter(d *delivery, res attemptResult, reason DeadLetterRea
 	}
 	if err := d.msg.Ack(); err != nil {
 		d.log.Debug("ack after dead-lettering failed", zap.Error(err))
-	}
-	if len(rec.lastError) > maxLastError {
-		rec.lastError = rec.lastError[:maxLastError]
 	}
 	d.log.Warn("delivery dead-lettered",
 		zap.String("reason", string(reason)),

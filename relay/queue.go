@@ -470,7 +470,8 @@ func (q *queue) scheduleRetry(ctx context.Context, dest, eventID string, attempt
 }
 
 // deadRecord is what a dead letter keeps besides the event: never a
-// response body or a credential.
+// response body or a credential, and at most maxLastError bytes of the
+// last error.
 type deadRecord struct {
 	dest      string
 	eventID   string
@@ -490,9 +491,6 @@ const maxLastError = 512
 // stream's count before and after (on a cluster, concurrent stores of
 // other nodes can blur it).
 func (q *queue) storeDeadLetter(ctx context.Context, r deadRecord, body []byte, dropped func(n uint64)) error {
-	if len(r.lastError) > maxLastError {
-		r.lastError = r.lastError[:maxLastError]
-	}
 	m := &nats.Msg{
 		Subject: deadSubject(r.dest),
 		Header: storedHeader(r.eventID, r.attempts, formatTime(r.firstSeen),
