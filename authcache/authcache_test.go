@@ -15,25 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
 )
-
-// fakeClock is the clock deciding when cached tokens are due for refresh.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = f.t.Add(d)
-}
 
 func newTestCache(t testing.TB) *Cache {
 	t.Helper()
@@ -45,9 +29,9 @@ func newTestCache(t testing.TB) *Cache {
 	return c
 }
 
-func newClockCache(t testing.TB) (*Cache, *fakeClock) {
+func newClockCache(t testing.TB) (*Cache, *testutil.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := testutil.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	c, err := NewCache(0, nil, WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)

@@ -4,31 +4,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/authcache"
+	"github.com/hookrelay/hookrelay/internal/testutil"
 )
-
-// clock is a clock the test moves by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // A token is served from the cache until RefreshBefore before its expiry
 // (10% of its lifetime, at least 5s, when RefreshBefore is 0) and
@@ -60,7 +42,7 @@ func TestRefreshBefore(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			start := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-			clk := &clock{t: start}
+			clk := testutil.NewClock(start)
 			c, err := authcache.NewCache(0, nil, authcache.WithClock(clk.Now))
 			if err != nil {
 				t.Fatal(err)

@@ -1,9 +1,7 @@
 package call
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -21,33 +19,6 @@ const callerSecret = "sync-test-caller-hmac-secret-0123456789"
 // wantUnauthenticated is hook_call's refusal of a caller that nothing
 // before it authenticated.
 const wantUnauthenticated = `{"errors":[{"title":"Unauthenticated","detail":"The request is not authenticated.","status_code":"401"}]}`
-
-// logLine is one JSON line of a Caddy log file.
-type logLine struct {
-	Level  string `json:"level"`
-	Logger string `json:"logger"`
-	Msg    string `json:"msg"`
-}
-
-// logLines returns the lines of a JSON log file that logger wrote with a
-// message containing msg.
-func logLines(t *testing.T, path, logger, msg string) []logLine {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []logLine
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l logLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Logger == logger && strings.Contains(l.Msg, msg) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // TestCallNeedsAnAuthenticatedCaller: hook_call calls the merchant with
 // the merchant's credentials, so it runs only for a caller that a handler
@@ -125,9 +96,9 @@ func TestCallNeedsAnAuthenticatedCaller(t *testing.T) {
 	// A refusal is a client's mistake: logged at Debug, never above, so
 	// callers cannot flood the log. Opting out is logged as a warning
 	// when the config loads.
-	var refusals []logLine
+	var refusals []testutil.LogEntry
 	testutil.WaitFor(t, 10*time.Second, "the refusals in the log", func() bool {
-		refusals = logLines(t, logFile, "http.handlers.hook_call", "no handler before hook_call authenticated the caller")
+		refusals = testutil.Logged(t, logFile, "http.handlers.hook_call", "no handler before hook_call authenticated the caller")
 		return len(refusals) >= 4
 	})
 	for _, l := range refusals {
@@ -135,7 +106,7 @@ func TestCallNeedsAnAuthenticatedCaller(t *testing.T) {
 			t.Errorf("a refusal logged at %s: %q", l.Level, l.Msg)
 		}
 	}
-	warnings := logLines(t, logFile, "http.handlers.hook_call", "allow_unauthenticated")
+	warnings := testutil.Logged(t, logFile, "http.handlers.hook_call", "allow_unauthenticated")
 	if len(warnings) == 0 || warnings[0].Level != "warn" {
 		t.Errorf("allow_unauthenticated is not warned about at load: %+v", warnings)
 	}

@@ -1,11 +1,8 @@
 package ingress
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,44 +14,6 @@ import (
 // want500NotStored is the answer of a hook_normalize that nothing after it
 // answered for.
 var want500NotStored = wantEnvelope("Internal Server Error", "500", "The webhook was validated but not stored.")
-
-// logEntry is one JSON line of a Caddy log file.
-type logEntry struct {
-	Level  string `json:"level"`
-	Logger string `json:"logger"`
-	Msg    string `json:"msg"`
-}
-
-// readLog returns the entries of a JSON log file written so far.
-func readLog(t *testing.T, path string) []logEntry {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var entries []logEntry
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var e logEntry
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			entries = append(entries, e)
-		}
-	}
-	return entries
-}
-
-// logged returns the entries of logger whose message contains msg.
-func logged(t *testing.T, path, logger, msg string) []logEntry {
-	t.Helper()
-	var out []logEntry
-	for _, e := range readLog(t, path) {
-		if e.Logger == logger && strings.Contains(e.Msg, msg) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
 
 // TestNormalizeAloneIsNotAccepted: a route that ends with hook_normalize
 // (hook_relay forgotten or misplaced) stores nothing, so it must not tell
@@ -82,9 +41,9 @@ func TestNormalizeAloneIsNotAccepted(t *testing.T) {
 		expect(t, 400, want400("The request body must be a JSON object, not an array."))
 
 	const cause = "no handler after hook_normalize stored or forwarded the events"
-	var entries []logEntry
+	var entries []testutil.LogEntry
 	testutil.WaitFor(t, 10*time.Second, "the error in the log", func() bool {
-		entries = logged(t, logFile, "http.handlers.hook_normalize", cause)
+		entries = testutil.Logged(t, logFile, "http.handlers.hook_normalize", cause)
 		return len(entries) > 0
 	})
 	// Every such request is the same misconfiguration: one error names
