@@ -158,9 +158,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		eng, err := relay.Open(relay.Options{
-			Queue:    st,
-			Logger:   caddy.Log().Named("hookrelay"),
-			Observer: deliveryObserver{},
+			Queue:      st,
+			Logger:     caddy.Log().Named("hookrelay"),
+			Observer:   deliveryObserver{},
+			HTTPClient: out.client, // one connection pool for deliveries and calls
 		})
 		if err != nil {
 			_ = releaseOutbound()

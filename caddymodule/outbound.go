@@ -20,9 +20,9 @@ const outboundKey = "outbound"
 type outbound struct {
 	// tokens caches OAuth tokens by credential.
 	tokens *authcache.Cache
-	// client sends hook_call's requests; it follows no redirects (a 3xx
-	// is a failure of the destination) and keeps its idle connections
-	// across reloads.
+	// client sends hook_relay's deliveries and hook_call's requests; it
+	// follows no redirects (a 3xx is a failure of the destination) and
+	// keeps its idle connections across reloads.
 	client *http.Client
 }
 
