@@ -88,6 +88,17 @@ type OAuthConfig struct {
 	RefreshBefore time.Duration
 	// Timeout bounds each token request. 0 means 10 seconds.
 	Timeout time.Duration
+	// JSONBody, when set, is the token request's body, sent as it is: a
+	// JSON object whose values may be numbers or nested (the body of a
+	// Ventiapp authorization). It replaces LoginBody, and the request's
+	// Content-Type is application/json unless LoginHeaders set one. Its
+	// values are secrets.
+	JSONBody json.RawMessage
+	// Client, when set, sends the token requests instead of the Cache's
+	// client: for credentials registered over an API, one whose dialer
+	// refuses internal addresses. Tokens fetched through another client
+	// are kept apart.
+	Client *http.Client
 }
 
 // String describes c with every header, param and body value and the token URL's query and user
@@ -99,6 +110,9 @@ func (c OAuthConfig) String() string {
 	writePairs(&b, " login_headers=", c.LoginHeaders)
 	writePairs(&b, " login_params=", c.LoginParams)
 	writePairs(&b, " login_body=", c.LoginBody)
+	if c.JSONBody != nil {
+		b.WriteString(" json_body=" + redacted)
+	}
 	fmt.Fprintf(&b, " login_body_format=%q token_key=%q expires_key=%q token_type=%q default_ttl=%s refresh_before=%s timeout=%s",
 		c.BodyFormat, c.TokenKey, c.ExpiresKey, c.TokenType, c.DefaultTTL, c.RefreshBefore, c.Timeout)
 	return b.String()
@@ -148,6 +162,7 @@ type OAuth struct {
 	refresh    time.Duration // RefreshBefore as configured (0 = 10%, at least 5s)
 	timeout    time.Duration
 	desc       string
+	client     *http.Client // nil: the Cache's
 }
 
 // OAuth validates cfg (token_url an absolute http or https URL, a known body format, valid header
@@ -227,7 +242,17 @@ func (c *Cache) OAuth(cfg OAuthConfig) (*OAuth, error) {
 	if err != nil {
 		return nil, err
 	}
-	if format == FormatJSON {
+	o.client = cfg.Client
+	if cfg.JSONBody != nil {
+		var obj map[string]json.RawMessage
+		if len(cfg.LoginBody) > 0 || json.Unmarshal(cfg.JSONBody, &obj) != nil || obj == nil {
+			return nil, errors.New("authcache: a JSON login body must be a JSON object, given instead of login_body")
+		}
+		o.body = append([]byte(nil), cfg.JSONBody...)
+		if contentType == "" {
+			o.header.Set("Content-Type", "application/json")
+		}
+	} else if format == FormatJSON {
 		seen := make(map[string]bool, len(cfg.LoginBody))
 		obj := make(map[string]string, len(cfg.LoginBody))
 		for _, p := range cfg.LoginBody {
@@ -323,6 +348,9 @@ func (o *OAuth) cacheKey() string {
 		field("") // end of values
 	}
 	field(string(o.body))
+	if o.client != nil {
+		field(fmt.Sprintf("client %p", o.client))
+	}
 	field(o.tokenKey)
 	field(o.expiresKey)
 	field(o.tokenType)
@@ -461,7 +489,11 @@ func (o *OAuth) fetch(ctx context.Context) (string, time.Duration, error) {
 	if o.hostHeader != "" {
 		req.Host = o.hostHeader
 	}
-	resp, err := o.c.client.Do(req)
+	client := o.c.client
+	if o.client != nil {
+		client = o.client
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		// *url.Error's text holds the full URL, whose query may carry secret login params:
 		// keep only the transport's error.

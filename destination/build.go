@@ -26,6 +26,12 @@ type Env struct {
 	// parsed.
 	Sample []byte
 
+	// Client, when set, sends the destination's deliveries and its OAuth
+	// token requests (a webhook registered over the API uses a client
+	// whose dialer refuses internal addresses). Nil: the engine's client
+	// and the token cache's.
+	Client *http.Client
+
 	// SampleNote, when set, is added to the error of a template that
 	// fails over Sample, to say what that sample was and how to set
 	// another.
@@ -62,6 +68,7 @@ func (c Config) Build(env Env) (*relay.Destination, error) {
 		Retry:      env.Retry,
 		Workers:    c.Workers,
 		MaxPending: c.MaxPending,
+		Client:     env.Client,
 	}
 	if err := relay.CheckName(d.Name); err != nil {
 		return nil, err
@@ -97,7 +104,7 @@ func (c Config) Build(env Env) (*relay.Destination, error) {
 		d.Signer = signer
 	}
 	if c.Auth != nil {
-		auth, err := c.Auth.Build(env.Tokens)
+		auth, err := c.Auth.build(env.Tokens, env.Client)
 		if err != nil {
 			return nil, err
 		}
@@ -114,6 +121,12 @@ func (c Config) Build(env Env) (*relay.Destination, error) {
 // Build checks the auth config and returns its authorizer; oauth tokens
 // are cached in tokens.
 func (ac *AuthConfig) Build(tokens *authcache.Cache) (relay.Authorizer, error) {
+	return ac.build(tokens, nil)
+}
+
+// build is Build with the client that sends token requests (nil: the
+// cache's).
+func (ac *AuthConfig) build(tokens *authcache.Cache, client *http.Client) (relay.Authorizer, error) {
 	if err := CheckAuthType(ac.Type); err != nil {
 		return nil, err
 	}
@@ -141,6 +154,8 @@ func (ac *AuthConfig) Build(tokens *authcache.Cache) (relay.Authorizer, error) {
 		LoginHeaders:  pairs(ac.LoginHeaders),
 		LoginParams:   pairs(ac.LoginParams),
 		LoginBody:     pairs(ac.LoginBody),
+		JSONBody:      ac.LoginJSON,
+		Client:        client,
 		BodyFormat:    ac.LoginBodyFormat,
 		TokenKey:      ac.TokenKey,
 		ExpiresKey:    ac.ExpiresKey,

@@ -6,6 +6,7 @@
 package destination
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 )
@@ -94,6 +95,11 @@ type AuthConfig struct {
 	LoginParams []KeyValue `json:"login_params,omitempty"`
 	// LoginBody is the token request's body. Default: empty.
 	LoginBody []KeyValue `json:"login_body,omitempty"`
+	// LoginJSON is the token request's body as a JSON object, sent as it
+	// is, whose values may be numbers or nested (a Ventiapp
+	// authorization's body); an alternative to LoginBody. Its values are
+	// secrets. Default: none.
+	LoginJSON json.RawMessage `json:"login_json,omitempty"`
 	// LoginBodyFormat is "form" or "json". Default: what a Content-Type
 	// login header says, else form (as RFC 6749 requires).
 	LoginBodyFormat string `json:"login_body_format,omitempty"`

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,6 +41,14 @@ func (r attemptResult) errorText() string {
 		return r.err.Error()
 	}
 	return "HTTP " + strconv.Itoa(r.status) + " " + http.StatusText(r.status)
+}
+
+// refusal is an error that no retry can fix and that names its own
+// dead-letter reason, such as an address guard's refusal
+// (netguard.RefusedError, reason address_refused).
+type refusal interface {
+	error
+	DeadLetterReason() string
 }
 
 // open reads a fetched message's delivery.
@@ -107,8 +116,13 @@ func (r *runner) handle(msg jetstream.Msg) {
 // delivery that way.
 func (r *runner) settle(d *delivery, res attemptResult) {
 	outcome := d.dest.Retry.classify(res.status)
+	var refused refusal
 	if res.err != nil {
 		outcome = OutcomeRetry
+		if errors.As(res.err, &refused) {
+			// Trying again reaches the same refusal.
+			outcome = OutcomeDeadLetter
+		}
 	}
 	d.log.Debug("delivery attempt",
 		zap.Int("status", res.status),
@@ -121,6 +135,10 @@ func (r *runner) settle(d *delivery, res attemptResult) {
 		r.delivered(d, res)
 	case OutcomeDeadLetter:
 		r.breaker.success()
+		if refused != nil {
+			r.deadLetter(d, res, DeadLetterReason(refused.DeadLetterReason()))
+			return
+		}
 		if res.status == http.StatusGone {
 			r.deadLetter(d, res, ReasonGone)
 			r.markGone(d.log)
@@ -240,7 +258,11 @@ func (r *runner) send(ctx context.Context, d *delivery, body []byte) (attemptRes
 	if err != nil {
 		return attemptResult{err: err}, nil
 	}
-	resp, err := r.e.client.Do(req)
+	client := r.e.client
+	if d.dest.Client != nil {
+		client = d.dest.Client
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return attemptResult{err: RedactURLError(err)}, req
 	}

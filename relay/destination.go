@@ -44,6 +44,10 @@ type Destination struct {
 	Retry RetryPolicy
 	// Workers is how many deliveries run at once; 0 means 16.
 	Workers int
+	// Client, when set, sends this destination's deliveries instead of the
+	// engine's client; webhooks registered over the API use one whose
+	// dialer refuses internal addresses.
+	Client *http.Client
 	// MaxPending is the most messages handed out and not yet acknowledged
 	// (including those waiting for a short retry); 0 means 1000.
 	MaxPending int

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/relay/event"
@@ -105,7 +106,13 @@ type Engine struct {
 	mu      sync.Mutex
 	owners  []ownerSet
 	runners map[string]*runner
+	// dynamic are the destinations put with Put (registered webhooks),
+	// which run beside the active configuration's.
+	dynamic map[string]*Destination
 	closed  bool
+	// beating are the runners whose held messages the heartbeat keeps
+	// (running or stopping).
+	beating sync.Map // *runner -> struct{}
 
 	// destStats holds a *destStats per destination name, kept across
 	// runner restarts; see stats.go.
@@ -157,9 +164,11 @@ func Open(opts Options) (*Engine, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		runners: make(map[string]*runner),
+		dynamic: make(map[string]*Destination),
 	}
 	e.outBytes.Store(-1)
 	go e.watchSize()
+	go e.heartbeat()
 	return e, nil
 }
 
@@ -277,6 +286,9 @@ func (e *Engine) Apply(owner any, dests []*Destination) error {
 		if _, dup := set[d.Name]; dup {
 			return fmt.Errorf("destination %q: %w", d.Name, ErrDuplicateName)
 		}
+		if _, ok := WebhookID(d.Name); ok {
+			return fmt.Errorf("destination %q: %w", d.Name, ErrReservedName)
+		}
 		set[d.Name] = d.withDefaults()
 	}
 	e.mu.Lock()
@@ -317,17 +329,14 @@ func (e *Engine) reconcileLocked() {
 		active = e.owners[n-1].dests
 	}
 	for name, w := range e.runners {
+		if _, ok := e.dynamic[name]; ok {
+			continue
+		}
 		d, ok := active[name]
 		if !ok || d.Workers != w.cfg().Workers || d.MaxPending != w.cfg().MaxPending {
-			// Its attempts finish in the background (a cancelled
-			// attempt would be made twice); a worker for the new
-			// settings starts pulling at once beside it.
-			delete(e.runners, name)
-			e.stopping.Add(1)
-			go func() {
-				defer e.stopping.Done()
-				w.stop(w.stopGrace())
-			}()
+			// A worker for the new settings starts pulling at once
+			// beside it.
+			e.retireLocked(name, w)
 			continue
 		}
 		w.setCfg(d)
@@ -340,6 +349,80 @@ func (e *Engine) reconcileLocked() {
 		e.runners[name] = w
 		w.start()
 	}
+}
+
+// Put runs a destination that belongs to no configuration, such as a
+// webhook registered over the API (named WebhookName(id)), or updates the
+// one of that name. It runs beside the active configuration's
+// destinations, across reloads, until Remove. Settings that need a new
+// consumer (Workers, MaxPending) restart its runner, letting attempts
+// under way finish.
+func (e *Engine) Put(d *Destination) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if _, ok := WebhookID(d.Name); !ok {
+		return fmt.Errorf("destination %q: only registered webhooks' names (wh-<number>) can be put", d.Name)
+	}
+	d = d.withDefaults()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("relay engine is closed")
+	}
+	e.dynamic[d.Name] = d
+	if w, ok := e.runners[d.Name]; ok {
+		if d.Workers == w.cfg().Workers && d.MaxPending == w.cfg().MaxPending {
+			w.setCfg(d)
+			return nil
+		}
+		e.retireLocked(d.Name, w)
+	}
+	w := newRunner(e, d)
+	e.runners[d.Name] = w
+	w.start()
+	return nil
+}
+
+// Remove stops a destination put with Put, letting attempts under way
+// finish. Its stored deliveries stay; Forget drops them.
+func (e *Engine) Remove(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.dynamic[name]; !ok {
+		return
+	}
+	delete(e.dynamic, name)
+	if w, ok := e.runners[name]; ok {
+		e.retireLocked(name, w)
+	}
+}
+
+// Forget removes a destination put with Put and drops what the queue
+// holds for it: its waiting deliveries, its parked retries and its
+// consumer. Its dead letters stay for their retention. It is for a
+// webhook deleted over the API; running it on every node is safe.
+func (e *Engine) Forget(ctx context.Context, name string) error {
+	e.Remove(name)
+	return e.q.forget(ctx, name)
+}
+
+// retireLocked stops a runner in the background, letting its attempts
+// finish (a cancelled attempt would be made twice).
+func (e *Engine) retireLocked(name string, w *runner) {
+	delete(e.runners, name)
+	e.stopping.Add(1)
+	go func() {
+		defer e.stopping.Done()
+		w.stop(w.stopGrace())
+	}()
+}
+
+// KeyValue opens, creating it if needed, a key-value bucket on the queue,
+// replicated like its streams; the webhook registry keeps its webhooks
+// in one.
+func (e *Engine) KeyValue(ctx context.Context, bucket, description string) (jetstream.KeyValue, error) {
+	return e.q.keyValue(ctx, bucket, description)
 }
 
 // MaxEventSize is the largest encoded event the queue can store as one
@@ -374,6 +457,24 @@ func (e *Engine) Enqueue(ctx context.Context, events []event.Event, dests []stri
 	if len(events) == 0 || len(dests) == 0 {
 		return nil
 	}
+	each := make([][]string, len(events))
+	for i := range each {
+		each[i] = dests
+	}
+	return e.EnqueueEach(ctx, events, each)
+}
+
+// EnqueueEach is Enqueue with each event's own destinations: event i is
+// stored once for each of dests[i] (an event of a topic that no
+// destination takes is not stored at all).
+func (e *Engine) EnqueueEach(ctx context.Context, events []event.Event, dests [][]string) error {
+	n := 0
+	for i := range events {
+		n += len(dests[i])
+	}
+	if n == 0 {
+		return nil
+	}
 	if !e.q.connected() {
 		return ErrUnavailable
 	}
@@ -385,6 +486,9 @@ func (e *Engine) Enqueue(ctx context.Context, events []event.Event, dests []stri
 	bodies := make([][]byte, len(events))
 	limit := e.MaxEventSize()
 	for i := range events {
+		if len(dests[i]) == 0 {
+			continue
+		}
 		body, err := json.Marshal(&events[i])
 		if err != nil {
 			return fmt.Errorf("encoding event: %w", err)
@@ -395,9 +499,9 @@ func (e *Engine) Enqueue(ctx context.Context, events []event.Event, dests []stri
 		bodies[i] = body
 	}
 	firstSeen := formatTime(time.Now())
-	msgs := make([]*nats.Msg, 0, len(events)*len(dests))
+	msgs := make([]*nats.Msg, 0, n)
 	for i, body := range bodies {
-		for _, dest := range dests {
+		for _, dest := range dests[i] {
 			msgs = append(msgs, deliveryMsg(dest, events[i].ID, events[i].ID+"."+dest, firstSeen, body))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -93,3 +94,26 @@ func SanitizeName(s string) string {
 	}
 	return out
 }
+
+// webhookPrefix starts the names of webhooks registered over the API
+// (WebhookName); a configuration's destinations may not use such names.
+const webhookPrefix = "wh-"
+
+// WebhookName is the destination name of the registered webhook id:
+// "wh-<id>", its subject, consumer and metrics label.
+func WebhookName(id uint64) string { return webhookPrefix + strconv.FormatUint(id, 10) }
+
+// WebhookID returns the id of a registered webhook's destination name,
+// and false for any other name.
+func WebhookID(name string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(name, webhookPrefix)
+	if !ok || rest == "" || rest[0] == '0' {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(rest, 10, 64)
+	return id, err == nil
+}
+
+// ErrReservedName is returned for a configuration's destination whose
+// name is one of registered webhooks' (wh-<number>).
+var ErrReservedName = errors.New(`names of the form "wh-<number>" are reserved for webhooks registered over the API`)

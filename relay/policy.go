@@ -129,6 +129,11 @@ const (
 	// ReasonTransformFailed: the destination's transform failed on the
 	// event, which no retry can change.
 	ReasonTransformFailed DeadLetterReason = "transform_failed"
+	// ReasonAddressRefused: the destination's address (or its login
+	// address) resolved to an address its guard refuses, such as a
+	// loopback or private one; no connection was made. Only webhooks
+	// registered over the API are guarded.
+	ReasonAddressRefused DeadLetterReason = "address_refused"
 )
 
 // classify maps an HTTP status to an outcome. A status of 0 means no

@@ -818,3 +818,45 @@ func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(for
 func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Tracef(format string, v ...any)  {}
+
+// keyValue opens, creating or updating it, a key-value bucket stored
+// like the streams (file storage, the queue's replicas).
+func (q *queue) keyValue(ctx context.Context, bucket, description string) (jetstream.KeyValue, error) {
+	q.updateMu.Lock()
+	defer q.updateMu.Unlock()
+	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: description,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    q.settings().Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening key-value bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// forget deletes a destination's consumer and scheduled-retry counter and
+// purges its waiting deliveries and parked retries. What is already gone
+// is not an error, so every node may run it.
+func (q *queue) forget(ctx context.Context, dest string) error {
+	q.updateMu.Lock()
+	defer q.updateMu.Unlock()
+	var errs []error
+	for _, c := range []string{consumerName(dest), counterPrefix + dest} {
+		if err := q.js.DeleteConsumer(ctx, StreamOut, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	s, err := q.js.Stream(ctx, StreamOut)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, subj := range []string{outSubject(dest), subjectSchedule + dest + ".>"} {
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -76,24 +76,9 @@ func (r *runner) consumerSettings() consumerSettings {
 }
 
 func (r *runner) start() {
-	d := r.cfg()
-	work := make(chan jetstream.Msg)
-	r.wg.Add(1 + d.Workers)
-	go r.pull(work)
-	for i := 0; i < d.Workers; i++ {
-		go func() {
-			defer r.wg.Done()
-			for msg := range work {
-				r.handle(msg)
-			}
-		}()
-	}
-	done := make(chan struct{})
-	go func() {
-		r.wg.Wait()
-		close(done)
-	}()
-	go r.heartbeat(done)
+	r.e.beating.Store(r, struct{}{})
+	r.wg.Add(1)
+	go r.pull()
 }
 
 // stop ends pulling at once, hands back what was fetched and not started,
@@ -117,6 +102,7 @@ func (r *runner) stop(grace time.Duration) {
 		<-done
 	}
 	r.cancelAttempt()
+	r.e.beating.Delete(r)
 }
 
 // stopGrace is how long a stopping runner lets its attempts run: the
@@ -152,21 +138,26 @@ func (h *heldMsgs) snapshot(buf []jetstream.Msg) []jetstream.Msg {
 	return buf
 }
 
-// heartbeat tells JetStream, every third of the AckWait, that the held
-// messages are still being worked on, until done is closed.
-func (r *runner) heartbeat(done <-chan struct{}) {
-	t := time.NewTicker(r.e.ackWait / 3)
+// heartbeat tells JetStream, every third of the AckWait, that the
+// messages every runner holds are still being worked on, until the engine
+// closes. One goroutine serves every runner, so that an idle destination
+// costs no timer.
+func (e *Engine) heartbeat() {
+	t := time.NewTicker(e.ackWait / 3)
 	defer t.Stop()
 	var buf []jetstream.Msg
 	for {
 		select {
-		case <-done:
+		case <-e.ctx.Done():
 			return
 		case <-t.C:
-			buf = r.held.snapshot(buf[:0])
-			for _, m := range buf {
-				_ = m.InProgress()
-			}
+			e.beating.Range(func(k, _ any) bool {
+				buf = k.(*runner).held.snapshot(buf[:0])
+				for _, m := range buf {
+					_ = m.InProgress()
+				}
+				return true
+			})
 		}
 	}
 }
@@ -260,14 +251,37 @@ type puller struct {
 	// delivery is paused (queue unreachable, no leader), which is logged
 	// once, and so is the recovery.
 	stalled int
+	// idle counts consecutive fetches that found nothing; see
+	// fetchExpiry.
+	idle int
+	// slots holds one token per attempt under way (Workers).
+	slots chan struct{}
 }
 
-// pull fetches the destination's messages and hands them to the workers
-// on work until the runner stops.
-func (r *runner) pull(work chan<- jetstream.Msg) {
+// Fetch expiries: a destination with traffic waits at most
+// busyFetchExpiry per pull request; one idle for idleAfter fetches in a
+// row waits idleFetchExpiry, so that thousands of idle destinations
+// (registered webhooks) cost the server few pull requests. A message
+// arriving meanwhile is handed out at once either way.
+const (
+	busyFetchExpiry = 5 * time.Second
+	idleFetchExpiry = 30 * time.Second
+	idleAfter       = 6
+)
+
+func (p *puller) fetchExpiry() time.Duration {
+	if p.idle >= idleAfter {
+		return idleFetchExpiry
+	}
+	return busyFetchExpiry
+}
+
+// pull fetches the destination's messages and attempts each in a
+// goroutine of its own, at most Workers at once, until the runner stops.
+// An idle destination costs this one goroutine and a pull request.
+func (r *runner) pull() {
 	defer r.wg.Done()
-	defer close(work)
-	p := &puller{r: r, backoff: minBackoff}
+	p := &puller{r: r, backoff: minBackoff, slots: make(chan struct{}, r.cfg().Workers)}
 	for r.ctx.Err() == nil {
 		if p.cons == nil && !p.openConsumer() {
 			continue
@@ -275,7 +289,7 @@ func (r *runner) pull(work chan<- jetstream.Msg) {
 		if !r.holdBack() {
 			return
 		}
-		if err := p.fetch(work); err != nil {
+		if err := p.fetch(); err != nil {
 			p.failed(err)
 			continue
 		}
@@ -322,28 +336,41 @@ func (r *runner) holdBack() bool {
 	return true
 }
 
-// fetch takes a batch of up to twice the workers and hands each message
-// to a worker as it arrives. It returns the fetch's error, if any; a
-// fetch that found nothing before its expiry is not one.
-func (p *puller) fetch(work chan<- jetstream.Msg) error {
+// fetch takes a batch of up to twice the workers and starts an attempt
+// for each message as a worker slot frees. It returns the fetch's error,
+// if any; a fetch that found nothing before its expiry is not one.
+func (p *puller) fetch() error {
 	r := p.r
-	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx, p.fetchExpiry())
 	defer cancel()
 	start := time.Now()
-	batch, err := p.cons.Fetch(2*r.cfg().Workers, jetstream.FetchContext(ctx))
+	batch, err := p.cons.Fetch(2*cap(p.slots), jetstream.FetchContext(ctx))
 	if err != nil {
 		return err
 	}
+	got := false
 	for msg := range batch.Messages() {
+		got = true
 		r.held.add(msg)
 		r.gone.fetched(start)
 		select {
-		case work <- msg:
+		case p.slots <- struct{}{}:
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer func() { <-p.slots }()
+				r.handle(msg)
+			}()
 		case <-r.ctx.Done():
 			// Hand it back at once rather than after AckWait.
 			_ = msg.Nak()
 			r.held.done(msg)
 		}
+	}
+	if got {
+		p.idle = 0
+	} else {
+		p.idle++
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
 		return err

@@ -28,11 +28,14 @@ type Event struct {
 	// ID is stable: the same source event always yields the same id, which
 	// makes it the dedupe key and the Standard Webhooks webhook-id. For a
 	// normalized event it is IDFromData(Source, Data).
-	ID         string          `json:"id"`
-	Topic      string          `json:"topic"`
-	Source     string          `json:"source"`
-	ReceivedAt time.Time       `json:"received_at"`
-	Data       json.RawMessage `json:"data"`
+	ID         string    `json:"id"`
+	Topic      string    `json:"topic"`
+	Source     string    `json:"source"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Tenant, when set, is the tenant the receiving route stamped on the
+	// event: it reaches only that tenant's registered webhooks.
+	Tenant string          `json:"tenant,omitempty"`
+	Data   json.RawMessage `json:"data"`
 }
 
 // idEncoding is lower-case RFC 4648 base32 without padding: only [a-z2-7],
