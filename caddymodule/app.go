@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/authcache"
 	"github.com/hookrelay/hookrelay/destination"
+	"github.com/hookrelay/hookrelay/registry"
 	"github.com/hookrelay/hookrelay/relay"
 )
 
@@ -70,9 +71,16 @@ type App struct {
 	// Default: 1 GiB.
 	DeadLetterLimit int64 `json:"dead_letter_limit,omitempty"`
 
+	// Webhooks enables the webhook registry and its API (hook_webhooks).
+	// Default: off.
+	Webhooks *WebhooksConfig `json:"webhooks,omitempty"`
+
 	engine *pooledEngine
-	key    string
-	log    *zap.Logger
+	// webhooks are the registry's settings built from Webhooks; nil when
+	// off.
+	webhooks *registry.Settings
+	key      string
+	log      *zap.Logger
 
 	mu    *sync.Mutex
 	dests []*relay.Destination
@@ -129,12 +137,14 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // workers' OAuth credentials keep their tokens there.
 type pooledEngine struct {
 	*relay.Engine
-	tokens *authcache.Cache // the outbound state's token cache
+	tokens   *authcache.Cache // the outbound state's token cache
+	registry registryHolder
 }
 
 // Destruct stops the engine when the last config using it is gone, then
 // gives back its hold on the outbound state.
 func (p *pooledEngine) Destruct() error {
+	p.closeRegistry()
 	err := p.Engine.Close()
 	return errors.Join(err, releaseOutbound())
 }
@@ -150,6 +160,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// The cheap checks first: a bad config must not open the queue.
 	if err := st.Validate(); err != nil {
 		return err
+	}
+	if a.Webhooks != nil {
+		// Checked before the queue opens; built again below with the
+		// engine's token cache.
+		if _, err := a.Webhooks.settings(nil); err != nil {
+			return err
+		}
 	}
 	a.key = st.Key()
 	eng, loaded, err := running.acquire(a.key, func() (*pooledEngine, error) {
@@ -174,6 +191,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("starting the hookrelay queue: %w", err)
 	}
 	a.engine = eng
+	if a.Webhooks != nil {
+		settings, err := a.Webhooks.settings(eng.tokens)
+		if err != nil {
+			return err
+		}
+		a.webhooks = &settings
+	}
 	if loaded {
 		// A reload onto the running queue: push this config's stream
 		// settings into it.
@@ -243,6 +267,10 @@ func (a *App) Start() error {
 	dests := append([]*relay.Destination(nil), a.dests...)
 	a.mu.Unlock()
 	if err := a.engine.Apply(a, dests); err != nil {
+		return err
+	}
+	if err := a.engine.applyRegistry(a.webhooks, a.log); err != nil {
+		a.engine.Release(a)
 		return err
 	}
 	running.start(a)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -16,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/destination"
+	"github.com/hookrelay/hookrelay/registry"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/ave"
 	"github.com/hookrelay/hookrelay/relay/event"
@@ -38,11 +41,29 @@ func init() {
 // answered with the destination's reply, is the hook_call handler.
 type RelayHandler struct {
 	// Topic names the events of this route, such as "shipments/tracking".
-	// Required.
+	// It may be a placeholder resolved per request, such as
+	// {http.request.header.X-Topic}, so that one URL receives a hub's
+	// many event kinds. Required unless TopicField is set.
 	Topic string `json:"topic,omitempty"`
 
+	// TopicField takes each request's topic from this dotted path of
+	// its JSON body (Falabella's "event": "onOrderCreated"); Topic, when
+	// set too, is the topic of a body without the field. Default: none.
+	TopicField string `json:"topic_field,omitempty"`
+
+	// Tenant stamps the route's events with a tenant, usually a
+	// placeholder of the verified sender ({http.auth.user.id}, a JWT
+	// claim): they reach only that tenant's registered webhooks. Default:
+	// none, and the events reach every tenant's webhooks of their topic.
+	Tenant string `json:"tenant,omitempty"`
+
+	// Webhooks delivers the route's events to the registered webhooks
+	// (hook_webhooks) of their topic, beside Destinations. It needs the
+	// global option's webhooks block. Default: false.
+	Webhooks bool `json:"webhooks,omitempty"`
+
 	// Destinations receive every event of this route. At least one is
-	// required.
+	// required unless Webhooks is set.
 	Destinations []*destination.Config `json:"destinations,omitempty"`
 
 	// Retry is the route's retry policy. Default: 1m 5m 10m 30m 1h 2h
@@ -121,6 +142,9 @@ func (h *RelayHandler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = appVal.(*App)
+	if h.Webhooks && h.app.Webhooks == nil {
+		return errors.New("webhooks needs the registry: add a webhooks block with a seal_key to the hookrelay global option")
+	}
 	if limit := h.app.engine.MaxEventSize(); limit > 0 && h.MaxBody > limit {
 		// A raw body is stored as one message: one larger than the
 		// queue's messages cannot be stored.
@@ -135,16 +159,87 @@ func (h *RelayHandler) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *RelayHandler) Validate() error {
-	if h.Topic == "" {
-		return errors.New("a topic is required")
+	if h.Topic == "" && h.TopicField == "" {
+		return errors.New("a topic (or topic_field) is required")
 	}
-	if len(h.Destinations) == 0 {
-		return errors.New("at least one 'to' destination is required")
+	if h.Topic != "" && !strings.Contains(h.Topic, "{") {
+		if err := registry.CheckTopic(h.Topic); err != nil {
+			return err
+		}
+		if registry.IsPattern(h.Topic) {
+			return fmt.Errorf("topic %q is a pattern; an event's topic is one name", h.Topic)
+		}
+	}
+	if len(h.Destinations) == 0 && !h.Webhooks {
+		return errors.New("at least one 'to' destination, or webhooks, is required")
 	}
 	if h.MaxBody < 0 {
 		return errors.New("max_body cannot be negative")
 	}
 	return nil
+}
+
+// route returns each event's destinations: the route's own and, with
+// Webhooks, the registered webhooks that take it; and how many messages
+// that makes.
+func (h *RelayHandler) route(events []event.Event) ([][]string, int) {
+	dests := make([][]string, len(events))
+	var reg *registry.Registry
+	if h.Webhooks {
+		reg = h.app.engine.registry.get()
+	}
+	n := 0
+	for i := range events {
+		dests[i] = h.names
+		if reg != nil {
+			ev := &events[i]
+			if hooks := reg.Match(ev, func() map[string]any { return eventDoc(ev) }); len(hooks) > 0 {
+				dests[i] = append(slices.Clip(h.names), hooks...)
+			}
+		}
+		n += len(dests[i])
+	}
+	return dests, n
+}
+
+// eventDoc decodes an event as filters see it; nil when it cannot be.
+func eventDoc(ev *event.Event) map[string]any {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil
+	}
+	var doc map[string]any
+	if json.Unmarshal(b, &doc) != nil {
+		return nil
+	}
+	return doc
+}
+
+// stringField reads the string at a dotted path of a JSON object.
+func stringField(body []byte, path string) (string, bool) {
+	var cur any
+	if json.Unmarshal(body, &cur) != nil {
+		return "", false
+	}
+	for _, part := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		if cur, ok = m[part]; !ok {
+			return "", false
+		}
+	}
+	s, ok := cur.(string)
+	return s, ok
+}
+
+// topicSource says where the topic was looked for, for a 400.
+func (h *RelayHandler) topicSource() string {
+	if h.TopicField != "" {
+		return fmt.Sprintf(" in its %q field", h.TopicField)
+	}
+	return ""
 }
 
 // Cleanup gives back the shared outbound state.
@@ -217,9 +312,19 @@ func resolvePairs(kvs []destination.KeyValue) []destination.KeyValue {
 // ServeHTTP stores the request's events and answers once they are stored.
 func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var events []event.Event
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	in := ingressFrom(r)
+	topic := h.Topic
+	if strings.Contains(topic, "{") && repl != nil {
+		topic = repl.ReplaceAll(topic, "")
+	}
 	if in != nil {
-		evs, err := in.events(h.Topic)
+		if h.TopicField != "" || topic == "" {
+			answerFailure(w, r, h.log, errors.New("topic_field needs the raw body: it cannot follow hook_normalize"), false)
+			in.answered = true
+			return nil
+		}
+		evs, err := in.events(topic)
 		if err != nil {
 			// A configuration fault: answered in the envelope, logged.
 			answerFailure(w, r, h.log, err, false)
@@ -237,19 +342,51 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 			writeError(w, http.StatusBadRequest, "The request body is not valid JSON.")
 			return nil
 		}
+		if h.TopicField != "" {
+			if t, ok := stringField(body, h.TopicField); ok {
+				topic = t
+			}
+		}
+		if topic == "" || registry.CheckTopic(topic) != nil || registry.IsPattern(topic) {
+			observeIngress(r, http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "The request does not name a valid topic"+h.topicSource()+".")
+			return nil
+		}
 		events = []event.Event{{
-			ID:         event.NewID("raw", h.Topic, string(body)),
-			Topic:      h.Topic,
+			ID:         event.NewID("raw", topic, string(body)),
+			Topic:      topic,
 			Source:     "http",
 			ReceivedAt: time.Now().UTC(),
 			Data:       body,
 		}}
 	}
+	if h.Tenant != "" {
+		tenant := h.Tenant
+		if repl != nil {
+			tenant = repl.ReplaceAll(tenant, "")
+		}
+		if tenant == "" {
+			// A route that stamps tenants must not broadcast an event
+			// whose sender has none.
+			answerFailure(w, r, h.log, errors.New("the route's tenant placeholder resolved to nothing"), false)
+			if in != nil {
+				in.answered = true
+			}
+			return nil
+		}
+		for i := range events {
+			events[i].Tenant = tenant
+			if in == nil {
+				events[i].ID = event.NewID("raw", events[i].Topic, tenant, string(events[i].Data))
+			}
+		}
+	}
+	dests, stored := h.route(events)
 	// Finish storing even if the sender hangs up: what is published must
 	// be waited for, and a failure then is the queue's, not the client's.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	if err := h.app.engine.Enqueue(ctx, events, h.names); err != nil {
+	if err := h.app.engine.EnqueueEach(ctx, events, dests); err != nil {
 		var tooLarge *relay.TooLargeError
 		if errors.As(err, &tooLarge) {
 			// Nothing of the request was stored; a resend gets the same.
@@ -279,7 +416,7 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		}
 		return nil
 	}
-	observeEnqueued(len(events) * len(h.names))
+	observeEnqueued(stored)
 	if in != nil {
 		in.answered = true
 	}
@@ -297,7 +434,10 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
 //	hook_relay {
-//	    topic <topic>                    # required
+//	    topic <topic>                    # or a placeholder; required unless topic_field
+//	    topic_field <dotted.path>        # take the topic from the JSON body
+//	    tenant <placeholder>             # stamp events with the sender's tenant
+//	    webhooks                         # deliver to registered webhooks of the topic too
 //	    max_body <size>                  # raw bodies; default 20MB
 //	    to <url> {                       # repeatable
 //	        name <name>
@@ -350,6 +490,19 @@ func (h *RelayHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.Topic) {
 				return d.ArgErr()
 			}
+		case "topic_field":
+			if !d.AllArgs(&h.TopicField) {
+				return d.ArgErr()
+			}
+		case "tenant":
+			if !d.AllArgs(&h.Tenant) {
+				return d.ArgErr()
+			}
+		case "webhooks":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Webhooks = true
 		case "mode", "response_secret", "allow_unauthenticated":
 			return d.Errf("hook_relay has no %s option: a synchronous call answered with the destination's reply is the hook_call directive (see docs/call.md)", d.Val())
 		case "max_body":

@@ -104,7 +104,17 @@ func RedactURLError(err error) error {
 		if ue.Timeout() {
 			return errors.New("timeout")
 		}
-		return errors.New(ue.Op + ": " + ue.Err.Error())
+		return &redactedError{msg: ue.Op + ": " + ue.Err.Error(), err: ue.Err}
 	}
 	return err
 }
+
+// redactedError is a transport error without the request's URL; it
+// still unwraps to the cause (an address guard's refusal, say).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
