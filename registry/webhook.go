@@ -33,8 +33,8 @@ type Webhook struct {
 	Auth *AuthSummary `json:"auth,omitempty"`
 	// HeaderNames and ParamNames name its custom headers and params,
 	// whose values are sealed.
-	HeaderNames []string `json:"header_names,omitempty"`
-	ParamNames  []string `json:"param_names,omitempty"`
+	HeaderNames []string  `json:"header_names,omitempty"`
+	ParamNames  []string  `json:"param_names,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 	APIVersion  string    `json:"api_version"`
@@ -47,11 +47,11 @@ type Webhook struct {
 
 // AuthSummary is what the API may show of an authorization.
 type AuthSummary struct {
-	AuthType     string `json:"authType"`
-	AddressLogin string `json:"addressLogin,omitempty"`
-	TokenKey     string `json:"tokenKey,omitempty"`
-	ExpiresKey   string `json:"expiresKey,omitempty"`
-	TokenType    string `json:"tokenType,omitempty"`
+	AuthType     string   `json:"authType"`
+	AddressLogin string   `json:"addressLogin,omitempty"`
+	TokenKey     string   `json:"tokenKey,omitempty"`
+	ExpiresKey   string   `json:"expiresKey,omitempty"`
+	TokenType    string   `json:"tokenType,omitempty"`
 	HeaderNames  []string `json:"headerNames,omitempty"`
 }
 
