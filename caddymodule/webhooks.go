@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -40,6 +42,12 @@ type WebhooksConfig struct {
 	// for registered https addresses (a private PKI). Default: the
 	// system's roots only.
 	TrustedCA string `json:"trusted_ca,omitempty"`
+
+	// Resolvers are DNS servers (host:port, UDP and TCP) that resolve
+	// registered addresses instead of the system's resolver. Default: the
+	// system's. Whatever a name resolves to, the guard checks the address
+	// dialed.
+	Resolvers []string `json:"resolvers,omitempty"`
 
 	// AllowHTTP accepts http:// addresses. Default: false; the seed
 	// requires https.
@@ -108,6 +116,22 @@ func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, 
 	}
 	guard := netguard.New(allow)
 	opts := netguard.ClientOptions{}
+	if len(wc.Resolvers) > 0 {
+		for _, r := range wc.Resolvers {
+			if _, _, err := net.SplitHostPort(r); err != nil {
+				return s, fmt.Errorf("webhooks: resolver %q must be host:port", r)
+			}
+		}
+		servers := append([]string(nil), wc.Resolvers...)
+		var next atomic.Uint32
+		opts.Resolver = &net.Resolver{
+			PreferGo: true,
+			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, servers[int(next.Add(1))%len(servers)])
+			},
+		}
+	}
 	if wc.TrustedCA != "" {
 		pem, err := os.ReadFile(wc.TrustedCA)
 		if err != nil {
