@@ -6,12 +6,19 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +28,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/hookrelay/hookrelay/internal/testutil"
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 // secret is the HS256 key hook_verify checks on every node.
@@ -534,4 +542,423 @@ func (s *sender) load(ctx context.Context, nodes []*node, conc, max int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// sealEnv is the environment variable the webhook nodes read their seal
+// key from ({env.SEAL}); every node of a test must share it.
+const sealEnv = "SEAL"
+
+// setSealKey gives the test's child processes a fresh random seal key.
+func setSealKey(t *testing.T) {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(sealEnv, base64.StdEncoding.EncodeToString(key))
+}
+
+// hubTopic is the topic of the events posted to a hub node's /events.
+const hubTopic = "orders/created"
+
+// Tenants of the webhook API and their static Bearer tokens.
+const (
+	acmeToken   = "acme-api-token-0123456789abcdef"
+	globexToken = "globex-api-token-0123456789abcdef"
+)
+
+// hubNodeConfig is a Caddyfile for a node that runs the webhook registry:
+// the given storage, the webhooks block (loopback addresses over http
+// allowed, more options in extra), the webhook API on /api/ with one token
+// per tenant, and /events relaying the raw body as an event of hubTopic
+// to the registered webhooks.
+func hubNodeConfig(adminPort, httpPort int, storage, extra string) string {
+	debug := ""
+	if os.Getenv("HOOKRELAY_TEST_DEBUG") != "" {
+		debug = "debug"
+	}
+	return fmt.Sprintf(`{
+	%s
+	admin 127.0.0.1:%d
+	auto_https off
+	skip_install_trust
+	hookrelay {
+		%s
+		webhooks {
+			seal_key {env.%s}
+			allow_network 127.0.0.0/8
+			allow_http
+			%s
+		}
+	}
+}
+
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	route /api/* {
+		hook_webhooks {
+			prefix /api
+			token %s acme
+			token %s globex
+		}
+	}
+	route /events {
+		hook_relay {
+			topic %s
+			webhooks
+		}
+	}
+}
+`, debug, adminPort, storage, sealEnv, extra, httpPort, acmeToken, globexToken, hubTopic)
+}
+
+// hubNode is a Caddy child process running the webhook registry, its API
+// and an event route (hubNodeConfig). It can be killed and restarted on
+// the same directory, ports and config.
+type hubNode struct {
+	name      string
+	bin, dir  string
+	adminAddr string
+	config    string
+	base      string // http://127.0.0.1:<port>
+	client    *http.Client
+
+	mu   sync.Mutex
+	runs []*testutil.Caddy // every start, the current one last
+}
+
+// startHubNode runs a hub node as a child process.
+func startHubNode(t *testing.T, name, storage, extra string) *hubNode {
+	t.Helper()
+	adminPort, httpPort := testutil.FreePort(t), testutil.FreePort(t)
+	n := &hubNode{
+		name:      name,
+		bin:       testutil.CaddyBinary(t),
+		dir:       t.TempDir(),
+		adminAddr: fmt.Sprintf("127.0.0.1:%d", adminPort),
+		config:    hubNodeConfig(adminPort, httpPort, storage, extra),
+		base:      fmt.Sprintf("http://127.0.0.1:%d", httpPort),
+		client:    &http.Client{Timeout: 15 * time.Second},
+	}
+	t.Cleanup(func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for i, c := range n.runs {
+			if t.Failed() {
+				t.Logf("node %s (start %d) log:\n%s", name, i+1, tail(c.Log(), 60))
+			}
+			if dir := os.Getenv("HOOKRELAY_TEST_LOGS"); dir != "" {
+				_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%s-%d.log", t.Name(), name, i+1)), []byte(c.Log()), 0o644)
+			}
+		}
+	})
+	n.start(t)
+	return n
+}
+
+// start runs the node's Caddy and waits for its admin API.
+func (n *hubNode) start(t *testing.T) {
+	t.Helper()
+	c := testutil.StartCaddy(t, n.bin, n.dir, n.adminAddr, n.config)
+	n.mu.Lock()
+	n.runs = append(n.runs, c)
+	n.mu.Unlock()
+}
+
+// kill ends the node's Caddy with SIGKILL.
+func (n *hubNode) kill() {
+	n.mu.Lock()
+	c := n.runs[len(n.runs)-1]
+	n.mu.Unlock()
+	c.Kill()
+}
+
+// restart starts the node again on the same directory, ports and config.
+func (n *hubNode) restart(t *testing.T) { n.start(t) }
+
+// post sends one event to /events, its data {"order": order}, and returns
+// the status; 0 when the request failed.
+func (n *hubNode) post(order string) int {
+	body := fmt.Sprintf(`{"order":%q}`, order)
+	resp, err := n.client.Post(n.base+"/events", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// destination returns what the node's admin API says of a destination,
+// and the status of the answer (404 for one the node does not run).
+func (n *hubNode) destination(t *testing.T, name string) (relay.DestinationStatus, int) {
+	t.Helper()
+	var st relay.DestinationStatus
+	code := n.adminGet(t, "/hookrelay/destinations/"+name, &st)
+	return st, code
+}
+
+// destinations returns the names of the destinations the node runs.
+func (n *hubNode) destinations(t *testing.T) []string {
+	t.Helper()
+	var out struct {
+		Destinations []relay.DestinationStatus `json:"destinations"`
+	}
+	if code := n.adminGet(t, "/hookrelay/destinations", &out); code != http.StatusOK {
+		t.Fatalf("node %s: GET /hookrelay/destinations answered %d", n.name, code)
+	}
+	names := make([]string, len(out.Destinations))
+	for i, d := range out.Destinations {
+		names[i] = d.Name
+	}
+	return names
+}
+
+// adminGet reads path of the admin API into v when it answers 200, and
+// returns the status.
+func (n *hubNode) adminGet(t *testing.T, path string, v any) int {
+	t.Helper()
+	resp, err := n.client.Get("http://" + n.adminAddr + path)
+	if err != nil {
+		t.Fatalf("node %s: GET %s: %v", n.name, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("node %s: GET %s: %v: %.300s", n.name, path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// webhookAPI calls a hub node's webhook API (Ventiapp's shapes) as the
+// tenant of token.
+type webhookAPI struct {
+	t     *testing.T
+	node  *hubNode
+	token string
+}
+
+func (n *hubNode) api(t *testing.T, token string) webhookAPI {
+	return webhookAPI{t: t, node: n, token: token}
+}
+
+// call sends a request to the API and returns the status and body.
+func (a webhookAPI) call(method, path string, body any) (int, []byte) {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.node.base+"/api"+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.node.client.Do(req)
+	if err != nil {
+		a.t.Fatalf("node %s: %s /api%s: %v", a.node.name, method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// apiWebhook is a webhook as Ventiapp's create, list and delete show it.
+type apiWebhook struct {
+	ID         uint64 `json:"id"`
+	Address    string `json:"address"`
+	Topic      string `json:"topic"`
+	CreatedAt  string `json:"created_at"`
+	APIVersion string `json:"api_version"`
+	Message    string `json:"message"`
+}
+
+// create registers a webhook of hubTopic at address, signed with secret,
+// and returns it.
+func (a webhookAPI) create(address, secret string) apiWebhook {
+	a.t.Helper()
+	in := map[string]any{"webhook": map[string]any{"topic": hubTopic, "address": address, "secret": secret}}
+	status, body := a.call(http.MethodPost, "/webhooks/create", in)
+	var out struct {
+		Webhook apiWebhook `json:"webhook"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &out) != nil {
+		a.t.Fatalf("node %s: create answered %d: %.300s", a.node.name, status, body)
+	}
+	w := out.Webhook
+	if w.ID == 0 || w.Address != address || w.Topic != hubTopic || w.Message != "Webhook created" {
+		a.t.Fatalf("node %s: create answered %s", a.node.name, body)
+	}
+	return w
+}
+
+// list returns the ids of the tenant's webhooks.
+func (a webhookAPI) list() []uint64 {
+	a.t.Helper()
+	status, body := a.call(http.MethodGet, "/webhooks/list", nil)
+	var out struct {
+		Webhooks []apiWebhook `json:"webhooks"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &out) != nil {
+		a.t.Fatalf("node %s: list answered %d: %.300s", a.node.name, status, body)
+	}
+	ids := make([]uint64, len(out.Webhooks))
+	for i, w := range out.Webhooks {
+		ids[i] = w.ID
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// delete deletes the tenant's webhook id.
+func (a webhookAPI) delete(id uint64) {
+	a.t.Helper()
+	status, body := a.call(http.MethodPost, "/webhooks/delete", map[string]any{"webhook": map[string]any{"id": id}})
+	var out struct {
+		Webhook apiWebhook `json:"webhook"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &out) != nil {
+		a.t.Fatalf("node %s: delete answered %d: %.300s", a.node.name, status, body)
+	}
+	if out.Webhook.ID != id || out.Webhook.Message != "Webhook deleted" {
+		a.t.Fatalf("node %s: delete answered %s", a.node.name, body)
+	}
+}
+
+// hookSink receives registered webhooks' deliveries, each webhook at its
+// own path. It checks every delivery's Standard Webhooks signature with
+// the secret of its path and tallies deliveries by path and by the order
+// of the event's data.
+type hookSink struct {
+	srv     *httptest.Server
+	secrets map[string]string // path -> signing secret
+
+	mu    sync.Mutex
+	got   map[string]map[string]int // path -> order -> deliveries
+	first map[string]time.Time      // path -> when its first delivery arrived
+	bad   []string
+}
+
+// newHookSink starts a sink on l, or on a new loopback port when l is nil,
+// for webhooks whose paths and secrets secrets holds.
+func newHookSink(t *testing.T, l net.Listener, secrets map[string]string) *hookSink {
+	t.Helper()
+	s := &hookSink{secrets: secrets, got: map[string]map[string]int{}, first: map[string]time.Time{}}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if l != nil {
+		s.srv.Listener.Close()
+		s.srv.Listener = l
+	}
+	s.srv.Start()
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *hookSink) serve(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	body, _ := io.ReadAll(r.Body)
+	var ev struct {
+		ID    string `json:"id"`
+		Topic string `json:"topic"`
+		Data  struct {
+			Order string `json:"order"`
+		} `json:"data"`
+	}
+	err := json.Unmarshal(body, &ev)
+	id := r.Header.Get("webhook-id")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	secret, known := s.secrets[r.URL.Path]
+	switch {
+	case !known:
+		s.bad = append(s.bad, "delivery to unknown path "+r.URL.Path)
+	case err != nil || ev.ID != id || ev.Topic != hubTopic || ev.Data.Order == "":
+		s.bad = append(s.bad, fmt.Sprintf("%s: webhook-id %q body %.200s", r.URL.Path, id, body))
+	case !signedWith(secret, r.Header, body):
+		s.bad = append(s.bad, fmt.Sprintf("%s: signature %q does not verify with the webhook's secret", r.URL.Path, r.Header.Get("webhook-signature")))
+	default:
+		if s.got[r.URL.Path] == nil {
+			s.got[r.URL.Path] = map[string]int{}
+			s.first[r.URL.Path] = at
+		}
+		s.got[r.URL.Path][ev.Data.Order]++
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// signedWith reports whether one of the Standard Webhooks signatures of
+// header is the HMAC-SHA256 of the message with secret.
+func signedWith(secret string, header http.Header, body []byte) bool {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%s.", header.Get("webhook-id"), header.Get("webhook-timestamp"))
+	mac.Write(body)
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	return slices.Contains(strings.Fields(header.Get("webhook-signature")), want)
+}
+
+// firstAt returns when the first delivery to path arrived.
+func (s *hookSink) firstAt(path string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.first[path]
+	return at, ok
+}
+
+// has reports whether the event of order was delivered to path.
+func (s *hookSink) has(path, order string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got[path][order] > 0
+}
+
+// missing returns the (path, order) deliveries not made yet, as
+// "path order".
+func (s *hookSink) missing(paths, orders []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, p := range paths {
+		for _, o := range orders {
+			if s.got[p][o] == 0 {
+				out = append(out, p+" "+o)
+			}
+		}
+	}
+	return out
+}
+
+// duplicates counts the deliveries beyond the first of each.
+func (s *hookSink) duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, byOrder := range s.got {
+		for _, c := range byOrder {
+			n += c - 1
+		}
+	}
+	return n
+}
+
+// check fails the test on malformed or badly signed deliveries.
+func (s *hookSink) check(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.bad) > 0 {
+		t.Errorf("%d bad deliveries, first: %s", len(s.bad), s.bad[0])
+	}
 }
