@@ -698,22 +698,6 @@ func (n *hubNode) destination(t *testing.T, name string) (relay.DestinationStatu
 	return st, code
 }
 
-// destinations returns the names of the destinations the node runs.
-func (n *hubNode) destinations(t *testing.T) []string {
-	t.Helper()
-	var out struct {
-		Destinations []relay.DestinationStatus `json:"destinations"`
-	}
-	if code := n.adminGet(t, "/hookrelay/destinations", &out); code != http.StatusOK {
-		t.Fatalf("node %s: GET /hookrelay/destinations answered %d", n.name, code)
-	}
-	names := make([]string, len(out.Destinations))
-	for i, d := range out.Destinations {
-		names[i] = d.Name
-	}
-	return names
-}
-
 // adminGet reads path of the admin API into v when it answers 200, and
 // returns the status.
 func (n *hubNode) adminGet(t *testing.T, path string, v any) int {
