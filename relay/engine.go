@@ -438,13 +438,17 @@ func (e *Engine) MaxEventSize() int64 {
 	return mp - messageHeadroom
 }
 
-// Destinations returns the names of the running destinations.
+// Destinations returns the names of the running destinations of the
+// configuration, without those put with Put (registered webhooks, which
+// may be thousands).
 func (e *Engine) Destinations() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	names := make([]string, 0, len(e.runners))
 	for n := range e.runners {
-		names = append(names, n)
+		if _, put := e.dynamic[n]; !put {
+			names = append(names, n)
+		}
 	}
 	return names
 }

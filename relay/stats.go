@@ -236,6 +236,9 @@ func (s *destStats) fill(st *DestinationStatus) {
 }
 
 // Stats returns a snapshot of every running destination, sorted by name.
+//
+// It covers the configuration's destinations; a registered webhook's
+// status is DestinationStatus of its name, and StatusOf reads several.
 func (e *Engine) Stats(ctx context.Context) ([]DestinationStatus, error) {
 	return e.status(ctx, e.Destinations())
 }
@@ -250,6 +253,18 @@ func (e *Engine) DestinationStatus(ctx context.Context, name string) (Destinatio
 		return DestinationStatus{}, err
 	}
 	return out[0], nil
+}
+
+// StatusOf returns snapshots of the named running destinations, such as
+// a page of registered webhooks; names that do not run are left out.
+func (e *Engine) StatusOf(ctx context.Context, names []string) ([]DestinationStatus, error) {
+	run := make([]string, 0, len(names))
+	for _, n := range names {
+		if e.runner(n) != nil {
+			run = append(run, n)
+		}
+	}
+	return e.status(ctx, run)
 }
 
 func (e *Engine) runner(name string) *runner {
