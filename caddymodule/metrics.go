@@ -85,7 +85,9 @@ func registerMetrics(ctx caddy.Context) error {
 }
 
 // webhooksLabel is the destination label of every registered webhook
-// together, unless per_webhook_metrics is on.
+// together, unless per_webhook_metrics is on. A configured destination
+// named "webhooks" would share its series: the name is not reserved
+// (relay reserves only wh-<number>).
 const webhooksLabel = "webhooks"
 
 // maxWebhookSeries bounds the registered webhooks with series of their
@@ -280,13 +282,18 @@ func (engineCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
+	sendQueueGauges(ch, stats)
 	if len(hooks) > 0 {
-		hs, err := eng.StatusOf(ctx, hooks)
-		if err != nil {
-			return
+		// After the configured destinations, so that a slow read of a
+		// thousand webhooks never hides theirs.
+		if stats, err = eng.StatusOf(ctx, hooks); err == nil {
+			sendQueueGauges(ch, stats)
 		}
-		stats = append(stats, hs...)
 	}
+}
+
+// sendQueueGauges sends the per-destination gauges of stats.
+func sendQueueGauges(ch chan<- prometheus.Metric, stats []relay.DestinationStatus) {
 	for _, st := range stats {
 		paused := 0.0
 		if st.Paused {
