@@ -87,11 +87,11 @@ type WebhooksConfig struct {
 	// signing beside the new one. Default: 24h.
 	RotationGrace caddy.Duration `json:"rotation_grace,omitempty"`
 
-	// PerWebhookMetrics gives each registered webhook its own series
-	// (destination="wh-<id>") in the delivery metrics, and its own queue
-	// gauges for the first 1000 webhooks by id. Default: false, and every
-	// registered webhook counts under destination="webhooks", so that
-	// tenants cannot grow the metrics without bound.
+	// PerWebhookMetrics gives registered webhooks series of their own
+	// (destination="wh-<id>"): in the delivery metrics for up to 1000 at
+	// a time, and queue gauges for the first 1000 by id. Default: false,
+	// and every registered webhook counts under destination="webhooks",
+	// so that tenants cannot grow the metrics without bound.
 	PerWebhookMetrics bool `json:"per_webhook_metrics,omitempty"`
 }
 
