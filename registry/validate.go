@@ -88,8 +88,8 @@ func (s *Settings) check(in *Input) *ValidationError {
 			ve.add("/filter", "%v", err)
 		}
 	}
-	checkPairs(ve, "/headers", in.Headers, true)
-	checkPairs(ve, "/params", in.Params, false)
+	checkPairs(ve, "/headers", in.Headers, true, true)
+	checkPairs(ve, "/params", in.Params, false, false)
 	if in.Secret != "" {
 		if _, err := relay.NewSigner(in.Secret); err != nil {
 			ve.add("/secret", "%v", err)
@@ -132,7 +132,9 @@ func (s *Settings) checkAddress(ve *ValidationError, ptr, addr string, required 
 	}
 }
 
-func checkPairs(ve *ValidationError, ptr string, ps Pairs, header bool) {
+// checkPairs checks headers (header) or params; reserved refuses the
+// headers the relay sets on deliveries.
+func checkPairs(ve *ValidationError, ptr string, ps Pairs, header, reserved bool) {
 	if len(ps) > maxPairs {
 		ve.add(ptr, "has more than %d entries", maxPairs)
 		return
@@ -146,7 +148,7 @@ func checkPairs(ve *ValidationError, ptr string, ps Pairs, header bool) {
 			ve.add(at, "value is longer than %d bytes", maxPairValue)
 		case header && relay.CheckHeader(p.Name, p.Value) != nil:
 			ve.add(at, "is not a valid header (name %q)", p.Name)
-		case header && reservedHeaders[textproto.CanonicalMIMEHeaderKey(p.Name)]:
+		case reserved && reservedHeaders[textproto.CanonicalMIMEHeaderKey(p.Name)]:
 			ve.add(at, "header %q is set by the relay and cannot be set", p.Name)
 		}
 	}
@@ -175,15 +177,15 @@ func (s *Settings) checkAuth(ve *ValidationError, a *Authorization) {
 		if len(a.Headers) == 0 {
 			ve.add("/authorization/headers", "api-key needs at least one header")
 		}
-		checkPairs(ve, "/authorization/headers", a.Headers, true)
+		checkPairs(ve, "/authorization/headers", a.Headers, true, true)
 	case AuthOAuth:
 		if a.AddressLogin == "" {
 			ve.add("/authorization/addressLogin", "is required for oauth")
 		} else {
 			s.checkAddress(ve, "/authorization/addressLogin", a.AddressLogin, true)
 		}
-		checkPairs(ve, "/authorization/headers", a.Headers, true)
-		checkPairs(ve, "/authorization/params", a.Params, false)
+		checkPairs(ve, "/authorization/headers", a.Headers, true, false)
+		checkPairs(ve, "/authorization/params", a.Params, false, false)
 		for _, k := range []struct{ ptr, v string }{{"/authorization/tokenKey", a.TokenKey}, {"/authorization/expiresKey", a.ExpiresKey}} {
 			if len(k.v) > maxKeyPathLen {
 				ve.add(k.ptr, "is longer than %d bytes", maxKeyPathLen)
