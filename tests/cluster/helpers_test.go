@@ -698,6 +698,14 @@ func (n *hubNode) destination(t *testing.T, name string) (relay.DestinationStatu
 	return st, code
 }
 
+// webhook returns the status of the admin API's answer for the
+// registered webhook id (404 for one the node does not hold).
+func (n *hubNode) webhook(t *testing.T, id uint64) int {
+	t.Helper()
+	var v map[string]any
+	return n.adminGet(t, fmt.Sprintf("/hookrelay/webhooks/%d", id), &v)
+}
+
 // adminGet reads path of the admin API into v when it answers 200, and
 // returns the status.
 func (n *hubNode) adminGet(t *testing.T, path string, v any) int {

@@ -81,13 +81,16 @@ func TestClusterWebhookLiveOnEveryNode(t *testing.T) {
 		if _, code := n.destination(t, name); code != http.StatusOK {
 			t.Fatalf("node %s: the admin API answers %d for destination %s of a live webhook", n.name, code, name)
 		}
+		if code := n.webhook(t, live.ID); code != http.StatusOK {
+			t.Fatalf("node %s: the admin API answers %d for the live webhook %d", n.name, code, live.ID)
+		}
 	}
 
 	b.api(t, acmeToken).delete(live.ID)
 	for _, n := range []*hubNode{a, b} {
-		testutil.WaitFor(t, 10*time.Second, "destination "+name+" to leave node "+n.name, func() bool {
+		testutil.WaitFor(t, 10*time.Second, "webhook "+name+" to leave node "+n.name+"'s admin API", func() bool {
 			_, code := n.destination(t, name)
-			return code == http.StatusNotFound
+			return code == http.StatusNotFound && n.webhook(t, live.ID) == http.StatusNotFound
 		})
 		if ids := n.api(t, acmeToken).list(); slices.Contains(ids, live.ID) {
 			t.Errorf("node %s still lists the deleted webhook %d: %v", n.name, live.ID, ids)
