@@ -83,12 +83,15 @@ func (e *Engine) DeadLetterCount(ctx context.Context, dest string) (uint64, erro
 func (e *Engine) Replay(ctx context.Context, seqs []uint64) (int, error) {
 	n := 0
 	for _, seq := range seqs {
-		ok, err := e.q.requeue(ctx, seq)
+		dest, err := e.q.requeue(ctx, seq)
 		if err != nil {
 			return n, err
 		}
-		if ok {
+		if dest != "" {
 			n++
+			if _, ok := WebhookID(dest); ok {
+				e.wake(dest)
+			}
 		}
 	}
 	return n, nil
