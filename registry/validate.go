@@ -58,6 +58,14 @@ var reservedHeaders = map[string]bool{
 	"Te": true, "Trailer": true, "Upgrade": true, "Expect": true,
 }
 
+// loginReservedHeaders are the headers of an oauth login request that the
+// HTTP client sets. Its Content-Type is the tenant's: it says whether the
+// login body is sent as a form (the seed's oauth example sets it).
+var loginReservedHeaders = map[string]bool{
+	"Content-Length": true, "Host": true, "Transfer-Encoding": true, "Connection": true,
+	"Te": true, "Trailer": true, "Upgrade": true, "Expect": true,
+}
+
 // Input is what a create gives, and what an update changes.
 type Input struct {
 	Topic         string
@@ -88,8 +96,8 @@ func (s *Settings) check(in *Input) *ValidationError {
 			ve.add("/filter", "%v", err)
 		}
 	}
-	checkPairs(ve, "/headers", in.Headers, true)
-	checkPairs(ve, "/params", in.Params, false)
+	checkPairs(ve, "/headers", in.Headers, reservedHeaders)
+	checkPairs(ve, "/params", in.Params, nil)
 	if in.Secret != "" {
 		if _, err := relay.NewSigner(in.Secret); err != nil {
 			ve.add("/secret", "%v", err)
@@ -132,7 +140,10 @@ func (s *Settings) checkAddress(ve *ValidationError, ptr, addr string, required 
 	}
 }
 
-func checkPairs(ve *ValidationError, ptr string, ps Pairs, header bool) {
+// checkPairs checks pairs; with reserved, they are headers, which may not
+// be those reserved.
+func checkPairs(ve *ValidationError, ptr string, ps Pairs, reserved map[string]bool) {
+	header := reserved != nil
 	if len(ps) > maxPairs {
 		ve.add(ptr, "has more than %d entries", maxPairs)
 		return
@@ -146,7 +157,7 @@ func checkPairs(ve *ValidationError, ptr string, ps Pairs, header bool) {
 			ve.add(at, "value is longer than %d bytes", maxPairValue)
 		case header && relay.CheckHeader(p.Name, p.Value) != nil:
 			ve.add(at, "is not a valid header (name %q)", p.Name)
-		case header && reservedHeaders[textproto.CanonicalMIMEHeaderKey(p.Name)]:
+		case header && reserved[textproto.CanonicalMIMEHeaderKey(p.Name)]:
 			ve.add(at, "header %q is set by the relay and cannot be set", p.Name)
 		}
 	}
@@ -175,15 +186,15 @@ func (s *Settings) checkAuth(ve *ValidationError, a *Authorization) {
 		if len(a.Headers) == 0 {
 			ve.add("/authorization/headers", "api-key needs at least one header")
 		}
-		checkPairs(ve, "/authorization/headers", a.Headers, true)
+		checkPairs(ve, "/authorization/headers", a.Headers, reservedHeaders)
 	case AuthOAuth:
 		if a.AddressLogin == "" {
 			ve.add("/authorization/addressLogin", "is required for oauth")
 		} else {
 			s.checkAddress(ve, "/authorization/addressLogin", a.AddressLogin, true)
 		}
-		checkPairs(ve, "/authorization/headers", a.Headers, true)
-		checkPairs(ve, "/authorization/params", a.Params, false)
+		checkPairs(ve, "/authorization/headers", a.Headers, loginReservedHeaders)
+		checkPairs(ve, "/authorization/params", a.Params, nil)
 		for _, k := range []struct{ ptr, v string }{{"/authorization/tokenKey", a.TokenKey}, {"/authorization/expiresKey", a.ExpiresKey}} {
 			if len(k.v) > maxKeyPathLen {
 				ve.add(k.ptr, "is longer than %d bytes", maxKeyPathLen)
