@@ -58,6 +58,23 @@ func init() {
 //	    dead_letter_retention <duration>
 //	    queue_limit <size>
 //	    dead_letter_limit <size>
+//	    webhooks {                       # the webhook registry (hook_webhooks)
+//	        seal_key <base64 key>...     # required; the first seals
+//	        allow_network <cidr>...      # internal ranges registered addresses may reach
+//	        trusted_ca <pem file>
+//	        resolver <host:port>...
+//	        allow_http
+//	        retry { ... }                # a webhook's default policy
+//	        min_retry_delay <duration>
+//	        max_retry_age <duration>
+//	        timeout <duration>
+//	        workers <n>
+//	        max_pending <n>
+//	        max_per_tenant <n>
+//	        api_version <version>
+//	        rotation_grace <duration>
+//	        per_webhook_metrics          # a metrics series per webhook (default: one for all)
+//	    }
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -173,6 +190,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, err
 			}
 			app.DeadLetterLimit = size
+		case "webhooks":
+			wc, err := parseWebhooks(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Webhooks = wc
 		default:
 			return nil, d.Errf("unknown hookrelay option %q", d.Val())
 		}
@@ -181,6 +204,91 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		Name:  "hookrelay",
 		Value: caddyconfig.JSON(app, nil),
 	}, nil
+}
+
+// parseWebhooks parses the global option's webhooks block.
+func parseWebhooks(d *caddyfile.Dispenser) (*WebhooksConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	wc := &WebhooksConfig{}
+	for n := d.Nesting(); d.NextBlock(n); {
+		opt := d.Val()
+		var err error
+		switch opt {
+		case "seal_key":
+			wc.SealKeys = append(wc.SealKeys, d.RemainingArgs()...)
+			if len(wc.SealKeys) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "allow_network":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			wc.AllowNetworks = append(wc.AllowNetworks, args...)
+		case "resolver":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			wc.Resolvers = append(wc.Resolvers, args...)
+		case "trusted_ca":
+			if !d.AllArgs(&wc.TrustedCA) {
+				return nil, d.ArgErr()
+			}
+		case "api_version":
+			if !d.AllArgs(&wc.APIVersion) {
+				return nil, d.ArgErr()
+			}
+		case "allow_http":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			wc.AllowHTTP = true
+		case "per_webhook_metrics":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			wc.PerWebhookMetrics = true
+		case "retry":
+			wc.Retry, err = parseRetry(d)
+		case "min_retry_delay":
+			wc.MinRetryDelay, err = parseDurationArg(d)
+		case "max_retry_age":
+			wc.MaxRetryAge, err = parseDurationArg(d)
+		case "timeout":
+			wc.Timeout, err = parseDurationArg(d)
+		case "rotation_grace":
+			wc.RotationGrace, err = parseDurationArg(d)
+		case "workers", "max_pending", "max_per_tenant":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			n, perr := strconv.Atoi(v)
+			if perr != nil || n < 1 {
+				return nil, d.Errf("%s must be a positive number, not %q", opt, v)
+			}
+			switch opt {
+			case "workers":
+				wc.Workers = n
+			case "max_pending":
+				wc.MaxPending = n
+			default:
+				wc.MaxPerTenant = n
+			}
+		default:
+			return nil, d.Errf("unknown webhooks option %q", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(wc.SealKeys) == 0 {
+		return nil, d.Err("webhooks needs a seal_key: the credentials tenants register are stored sealed with it")
+	}
+	return wc, nil
 }
 
 // parseDurationArg reads exactly one positive duration argument.

@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -40,6 +42,12 @@ type WebhooksConfig struct {
 	// for registered https addresses (a private PKI). Default: the
 	// system's roots only.
 	TrustedCA string `json:"trusted_ca,omitempty"`
+
+	// Resolvers are DNS servers (host:port, UDP and TCP) that resolve
+	// registered addresses instead of the system's resolver. Default: the
+	// system's. Whatever a name resolves to, the guard checks the address
+	// dialed.
+	Resolvers []string `json:"resolvers,omitempty"`
 
 	// AllowHTTP accepts http:// addresses. Default: false; the seed
 	// requires https.
@@ -78,6 +86,13 @@ type WebhooksConfig struct {
 	// RotationGrace is how long a rotated-out signing secret keeps
 	// signing beside the new one. Default: 24h.
 	RotationGrace caddy.Duration `json:"rotation_grace,omitempty"`
+
+	// PerWebhookMetrics gives registered webhooks series of their own
+	// (destination="wh-<id>"): in the delivery metrics for up to 1000 at
+	// a time, and queue gauges for the first 1000 by id. Default: false,
+	// and every registered webhook counts under destination="webhooks",
+	// so that tenants cannot grow the metrics without bound.
+	PerWebhookMetrics bool `json:"per_webhook_metrics,omitempty"`
 }
 
 // DefaultMaxRetryAge bounds a registered webhook's own max age.
@@ -108,6 +123,22 @@ func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, 
 	}
 	guard := netguard.New(allow)
 	opts := netguard.ClientOptions{}
+	if len(wc.Resolvers) > 0 {
+		for _, r := range wc.Resolvers {
+			if _, _, err := net.SplitHostPort(r); err != nil {
+				return s, fmt.Errorf("webhooks: resolver %q must be host:port", r)
+			}
+		}
+		servers := append([]string(nil), wc.Resolvers...)
+		var next atomic.Uint32
+		opts.Resolver = &net.Resolver{
+			PreferGo: true,
+			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, servers[int(next.Add(1))%len(servers)])
+			},
+		}
+	}
 	if wc.TrustedCA != "" {
 		pem, err := os.ReadFile(wc.TrustedCA)
 		if err != nil {

@@ -82,9 +82,10 @@ var filterEnv = sync.OnceValues(func() (*cel.Env, error) {
 })
 
 // CompileFilter parses and type-checks expr, a CEL expression whose result
-// is a bool (see Filter), and returns it ready to run. Its error is a
-// *FilterError. An empty expr is an error: a webhook without a filter has
-// no Filter.
+// is a bool (see Filter), and returns it ready to run. What is wrong with
+// expr is told by a *FilterError; an empty expr is one: a webhook without a
+// filter has no Filter. A result of type dyn (data.flag, say) is accepted
+// here and checked by Match.
 func CompileFilter(expr string) (*Filter, error) {
 	if expr == "" {
 		return nil, &FilterError{Msg: "empty expression"}

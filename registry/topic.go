@@ -11,8 +11,8 @@ import (
 // ErrInvalidTopic is wrapped by every error of CheckTopic.
 var ErrInvalidTopic = errors.New("invalid topic")
 
-// maxTopicLen is the longest topic or topic pattern, in bytes.
-const maxTopicLen = 128
+// topicMaxLen is the longest topic or topic pattern, in bytes.
+const topicMaxLen = 128
 
 // KnownTopics are the topics the relay knows of, listed by the API:
 // Ventiapp's, Falabella's and the relay's own. Topics are free strings;
@@ -52,8 +52,8 @@ func CheckTopic(s string) error {
 	if s == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidTopic)
 	}
-	if len(s) > maxTopicLen {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalidTopic, len(s), maxTopicLen)
+	if len(s) > topicMaxLen {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalidTopic, len(s), topicMaxLen)
 	}
 	for i := 0; i < len(s); i++ {
 		if !topicByte(s[i]) {

@@ -58,14 +58,6 @@ var reservedHeaders = map[string]bool{
 	"Te": true, "Trailer": true, "Upgrade": true, "Expect": true,
 }
 
-// loginReservedHeaders are the headers of an oauth login request that the
-// HTTP client sets. Its Content-Type is the tenant's: it says whether the
-// login body is sent as a form (the seed's oauth example sets it).
-var loginReservedHeaders = map[string]bool{
-	"Content-Length": true, "Host": true, "Transfer-Encoding": true, "Connection": true,
-	"Te": true, "Trailer": true, "Upgrade": true, "Expect": true,
-}
-
 // Input is what a create gives, and what an update changes.
 type Input struct {
 	Topic         string
@@ -96,8 +88,8 @@ func (s *Settings) check(in *Input) *ValidationError {
 			ve.add("/filter", "%v", err)
 		}
 	}
-	checkPairs(ve, "/headers", in.Headers, reservedHeaders)
-	checkPairs(ve, "/params", in.Params, nil)
+	checkPairs(ve, "/headers", in.Headers, true, true)
+	checkPairs(ve, "/params", in.Params, false, false)
 	if in.Secret != "" {
 		if _, err := relay.NewSigner(in.Secret); err != nil {
 			ve.add("/secret", "%v", err)
@@ -140,10 +132,9 @@ func (s *Settings) checkAddress(ve *ValidationError, ptr, addr string, required 
 	}
 }
 
-// checkPairs checks pairs; with reserved, they are headers, which may not
-// be those reserved.
-func checkPairs(ve *ValidationError, ptr string, ps Pairs, reserved map[string]bool) {
-	header := reserved != nil
+// checkPairs checks headers (header) or params; reserved refuses the
+// headers the relay sets on deliveries.
+func checkPairs(ve *ValidationError, ptr string, ps Pairs, header, reserved bool) {
 	if len(ps) > maxPairs {
 		ve.add(ptr, "has more than %d entries", maxPairs)
 		return
@@ -157,7 +148,7 @@ func checkPairs(ve *ValidationError, ptr string, ps Pairs, reserved map[string]b
 			ve.add(at, "value is longer than %d bytes", maxPairValue)
 		case header && relay.CheckHeader(p.Name, p.Value) != nil:
 			ve.add(at, "is not a valid header (name %q)", p.Name)
-		case header && reserved[textproto.CanonicalMIMEHeaderKey(p.Name)]:
+		case reserved && reservedHeaders[textproto.CanonicalMIMEHeaderKey(p.Name)]:
 			ve.add(at, "header %q is set by the relay and cannot be set", p.Name)
 		}
 	}
@@ -186,15 +177,15 @@ func (s *Settings) checkAuth(ve *ValidationError, a *Authorization) {
 		if len(a.Headers) == 0 {
 			ve.add("/authorization/headers", "api-key needs at least one header")
 		}
-		checkPairs(ve, "/authorization/headers", a.Headers, reservedHeaders)
+		checkPairs(ve, "/authorization/headers", a.Headers, true, true)
 	case AuthOAuth:
 		if a.AddressLogin == "" {
 			ve.add("/authorization/addressLogin", "is required for oauth")
 		} else {
 			s.checkAddress(ve, "/authorization/addressLogin", a.AddressLogin, true)
 		}
-		checkPairs(ve, "/authorization/headers", a.Headers, loginReservedHeaders)
-		checkPairs(ve, "/authorization/params", a.Params, nil)
+		checkPairs(ve, "/authorization/headers", a.Headers, true, false)
+		checkPairs(ve, "/authorization/params", a.Params, false, false)
 		for _, k := range []struct{ ptr, v string }{{"/authorization/tokenKey", a.TokenKey}, {"/authorization/expiresKey", a.ExpiresKey}} {
 			if len(k.v) > maxKeyPathLen {
 				ve.add(k.ptr, "is longer than %d bytes", maxKeyPathLen)

@@ -236,13 +236,16 @@ func (s *destStats) fill(st *DestinationStatus) {
 }
 
 // Stats returns a snapshot of every running destination, sorted by name.
+//
+// It covers the configuration's destinations; a registered webhook's
+// status is DestinationStatus of its name, and StatusOf reads several.
 func (e *Engine) Stats(ctx context.Context) ([]DestinationStatus, error) {
 	return e.status(ctx, e.Destinations())
 }
 
 // DestinationStatus returns a snapshot of one running destination.
 func (e *Engine) DestinationStatus(ctx context.Context, name string) (DestinationStatus, error) {
-	if e.runner(name) == nil {
+	if !e.known(name) {
 		return DestinationStatus{}, fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}
 	out, err := e.status(ctx, []string{name})
@@ -250,6 +253,28 @@ func (e *Engine) DestinationStatus(ctx context.Context, name string) (Destinatio
 		return DestinationStatus{}, err
 	}
 	return out[0], nil
+}
+
+// StatusOf returns snapshots of the named running destinations, such as
+// a page of registered webhooks; names that do not run are left out.
+func (e *Engine) StatusOf(ctx context.Context, names []string) ([]DestinationStatus, error) {
+	run := make([]string, 0, len(names))
+	for _, n := range names {
+		if e.known(n) {
+			run = append(run, n)
+		}
+	}
+	return e.status(ctx, run)
+}
+
+// known reports whether name is a running destination or a put one
+// (whose runner may be idle).
+func (e *Engine) known(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, running := e.runners[name]
+	_, put := e.dynamic[name]
+	return running || put
 }
 
 func (e *Engine) runner(name string) *runner {
@@ -354,6 +379,11 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 
 func (e *Engine) setPaused(ctx context.Context, name string, pause bool) error {
 	r := e.runner(name)
+	if r == nil {
+		// An idle registered webhook: its runner runs while it is paused
+		// (see puller.idleOut).
+		r = e.wake(name)
+	}
 	if r == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}
