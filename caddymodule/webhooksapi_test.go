@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/hookrelay/hookrelay/internal/testutil"
@@ -44,14 +43,13 @@ const apiPrefix = "/hooks"
 // apiEnv is a running Caddy with hook_webhooks behind two tenants' tokens,
 // and a receiver the test events are delivered to.
 type apiEnv struct {
-	base          string // the API's URL, prefix included
-	acme, globex  string // the two tenants' tokens
-	client        *http.Client
-	check         *openAPICheck
-	receiver      string // https://127.0.0.2:<port>/hook
-	received      chan receivedDelivery
-	loadedAt      time.Time
-	adaptedConfig []byte
+	base         string // the API's URL, prefix included
+	acme, globex string // the two tenants' tokens
+	client       *http.Client
+	check        *openAPICheck
+	receiver     string // https://127.0.0.2:<port>/hook
+	received     chan receivedDelivery
+	loadedAt     time.Time
 }
 
 type receivedDelivery struct {
@@ -95,7 +93,14 @@ func startWebhooksAPI(t *testing.T) *apiEnv {
 	t.Setenv("HOOKRELAY_TEST_TOKEN_GLOBEX", e.globex)
 	caFile := e.startReceiver(t)
 
-	caddyfile := apiCaddy.Globals(fmt.Sprintf("\thookrelay {\n\t\tstorage embedded %s\n\t}", t.TempDir())) + `
+	caddyfile := apiCaddy.Globals(fmt.Sprintf(`	hookrelay {
+		storage embedded %s
+		webhooks {
+			seal_key {env.HOOKRELAY_TEST_SEAL_KEY}
+			allow_network 127.0.0.2/32
+			trusted_ca %s
+		}
+	}`, t.TempDir(), caFile)) + `
 :9680 {
 	route /hooks/* {
 		hook_webhooks {
@@ -106,41 +111,7 @@ func startWebhooksAPI(t *testing.T) *apiEnv {
 	}
 }
 `
-	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.adaptedConfig = adapted
-	// The Caddyfile's hookrelay option has no webhooks block yet: it is
-	// added to the adapted JSON, as the JSON config writes it.
-	var cfg map[string]any
-	if err := json.Unmarshal(adapted, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	apps := cfg["apps"].(map[string]any)
-	hr, _ := apps["hookrelay"].(map[string]any)
-	if hr == nil {
-		t.Fatalf("the adapted config has no hookrelay app: %s", adapted)
-	}
-	hr["webhooks"] = map[string]any{
-		"seal_keys":      []string{"{env.HOOKRELAY_TEST_SEAL_KEY}"},
-		"allow_networks": []string{"127.0.0.2/32"},
-		"trusted_ca":     caFile,
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := apiCaddy.NewTester(t)
-	t.Cleanup(func() {
-		if err := apiCaddy.Unload(); err != nil {
-			t.Errorf("unloading the config: %v", err)
-		}
-	})
-	tc.InitServer(string(raw), "json")
-	if t.Failed() {
-		t.FailNow()
-	}
+	apiCaddy.Load(t, apiCaddy.NewTester(t), caddyfile)
 	e.loadedAt = time.Now()
 	e.client = &http.Client{Timeout: 30 * time.Second}
 	return e
