@@ -381,7 +381,18 @@ func settled(t *testing.T, dest string) {
 // admin sends a request to the admin API and returns the status and body.
 func admin(t *testing.T, method, path string, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, adminURL+path, strings.NewReader(body))
+	return send(t, method, adminURL+path, body)
+}
+
+// get sends a GET to url and returns the status and body.
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	return send(t, http.MethodGet, url, "")
+}
+
+func send(t *testing.T, method, url string, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +402,7 @@ func admin(t *testing.T, method, path string, body string) (int, []byte) {
 	client := &http.Client{Timeout: 15 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

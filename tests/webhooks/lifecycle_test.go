@@ -35,9 +35,11 @@ func TestCreateIsLive(t *testing.T) {
 	if len(got) != 1 || eventOf(t, got[0]).field("orderId") != "live-1" {
 		t.Fatalf("the webhook got %d requests, want the one event", len(got))
 	}
-	if took := got[0].At.Sub(created); took >= time.Second {
+	took := got[0].At.Sub(created)
+	if took >= time.Second {
 		t.Errorf("the first event reached the webhook %v after its create was answered, want under 1s", took)
 	}
+	t.Logf("the first event reached the webhook %v after its create was answered", took)
 }
 
 // queueServer is a NATS server with JetStream on loopback that the test
