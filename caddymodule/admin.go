@@ -30,8 +30,16 @@ func init() {
 //	GET  /hookrelay/dead_letters?destination=&limit=&cursor=
 //	POST /hookrelay/dead_letters/replay            {"ids":[...]} or {"destination":"...","since":"<RFC 3339>"}
 //
+// and those of registered webhooks (webhooksadmin.go):
+//
+//	GET    /hookrelay/webhooks?tenant=&after=&limit=  a page of every tenant's webhooks, with their status
+//	POST   /hookrelay/webhooks                      create one for a tenant
+//	GET    /hookrelay/webhooks/<id>                 one webhook and its status
+//	DELETE /hookrelay/webhooks/<id>                 delete it
+//	POST   /hookrelay/webhooks/<id>/rotate          rotate its signing secret
+//
 // It reads the engine of the running hookrelay app. Dead letters are
-// listed without their payload.
+// listed without their payload; webhooks without their credentials.
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -49,6 +57,8 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/hookrelay/destinations/", Handler: caddy.AdminHandlerFunc(a.handleDestination)},
 		{Pattern: "/hookrelay/dead_letters", Handler: caddy.AdminHandlerFunc(a.handleDeadLetters)},
 		{Pattern: "/hookrelay/dead_letters/replay", Handler: caddy.AdminHandlerFunc(a.handleReplay)},
+		{Pattern: "/hookrelay/webhooks", Handler: caddy.AdminHandlerFunc(a.handleWebhooks)},
+		{Pattern: "/hookrelay/webhooks/", Handler: caddy.AdminHandlerFunc(a.handleWebhook)},
 	}
 }
 

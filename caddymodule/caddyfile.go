@@ -71,6 +71,7 @@ func init() {
 //	        max_per_tenant <n>
 //	        api_version <version>
 //	        rotation_grace <duration>
+//	        per_webhook_metrics          # a metrics series per webhook (default: one for all)
 //	    }
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
@@ -243,6 +244,11 @@ func parseWebhooks(d *caddyfile.Dispenser) (*WebhooksConfig, error) {
 				return nil, d.ArgErr()
 			}
 			wc.AllowHTTP = true
+		case "per_webhook_metrics":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			wc.PerWebhookMetrics = true
 		case "retry":
 			wc.Retry, err = parseRetry(d)
 		case "min_retry_delay":

@@ -19,14 +19,14 @@ const DevSecret = "hookrelay-development-secret-change-me"
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "hookrelay",
-		Usage: "token|status|dead-letters|replay|pause|resume [flags]",
-		Short: "hookrelay tools: development tokens, status, dead letters, replay, pause",
+		Usage: "token|status|dead-letters|replay|pause|resume|webhooks [flags]",
+		Short: "hookrelay tools: development tokens, status, dead letters, replay, pause, registered webhooks",
 		Long: `
 Tools for hookrelay.
 
-'status', 'dead-letters', 'replay', 'pause' and 'resume' talk to a running
-Caddy's admin API: at --address, else the admin address of --config, else
-localhost:2019.
+'status', 'dead-letters', 'replay', 'pause', 'resume' and 'webhooks' talk
+to a running Caddy's admin API: at --address, else the admin address of
+--config, else localhost:2019.
 
 	caddy hookrelay status
 	caddy hookrelay dead-letters --destination erp
@@ -34,6 +34,17 @@ localhost:2019.
 	caddy hookrelay replay --destination erp --since 2h
 	caddy hookrelay pause erp
 	caddy hookrelay resume erp
+
+'webhooks' manages the webhooks that tenants register at run time (the
+hookrelay option's webhooks block); each runs as the destination wh-<id>,
+which pause, resume, dead-letters and replay take:
+
+	caddy hookrelay webhooks list --tenant acme
+	caddy hookrelay webhooks create --tenant acme --topic orders/created \
+	    --url https://erp.example.com/hooks --api-key-header X-Api-Key=...
+	caddy hookrelay webhooks rotate 4821937065
+	caddy hookrelay webhooks delete 4821937065
+	caddy hookrelay pause wh-4821937065
 
 'token' prints an HS256 JWT for the Ave-Hub-signature header, signed with
 --secret, else $HOOKRELAY_DEV_SECRET, else the public development secret
@@ -45,7 +56,7 @@ the default Caddyfile accepts. Use it to try the relay locally:
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(tokenCommand(), statusCommand(), deadLettersCommand(), replayCommand(),
-				pauseCommand("pause"), pauseCommand("resume"))
+				pauseCommand("pause"), pauseCommand("resume"), webhooksCommand())
 		},
 	})
 }

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/hookrelay/hookrelay/registry"
 	"github.com/hookrelay/hookrelay/relay"
 )
 
@@ -31,7 +34,8 @@ var dashboardFiles embed.FS
 
 // Dashboard serves a status page of the relay: each destination's health,
 // backlog, next retry and recent outcomes, refreshed every few seconds,
-// with the dead letters and a button to replay them. It reads the running
+// with the dead letters and a button to replay them, and the registered
+// webhooks: how many, per tenant, and the first 100 with their state. It reads the running
 // engine directly, not through the admin API, the way the admin API and the
 // metrics read it.
 //
@@ -83,6 +87,90 @@ type dashboardState struct {
 	GeneratedAt  time.Time                     `json:"generated_at"`
 	Destinations []dashboardDestination        `json:"destinations"`
 	DeadLetters  map[string][]relay.DeadLetter `json:"dead_letters"`
+	// Webhooks are the registered webhooks; absent when the registry is
+	// off.
+	Webhooks *dashboardWebhooks `json:"webhooks,omitempty"`
+}
+
+// How much of the registered webhooks the page shows.
+const (
+	dashboardWebhooksShown = 100
+	dashboardTenantsShown  = 100
+)
+
+// dashboardWebhooks summarizes the registered webhooks: how many, how
+// many per tenant (the tenants with the most first), and the first ones
+// by id. Never a credential, and of an address only its host.
+type dashboardWebhooks struct {
+	Total  int `json:"total"`
+	Broken int `json:"broken"`
+	// Tenants counts the webhooks of the dashboardTenantsShown tenants
+	// with the most; TenantsTotal counts every tenant.
+	Tenants      []dashboardTenant  `json:"tenants"`
+	TenantsTotal int                `json:"tenants_total"`
+	Webhooks     []dashboardWebhook `json:"webhooks"`
+}
+
+type dashboardTenant struct {
+	Tenant   string `json:"tenant"`
+	Webhooks int    `json:"webhooks"`
+}
+
+type dashboardWebhook struct {
+	ID          uint64 `json:"id"`
+	Destination string `json:"destination"`
+	Tenant      string `json:"tenant"`
+	Topic       string `json:"topic"`
+	// Host is the address's host, without its path and query.
+	Host string `json:"host"`
+	// State is broken, gone, paused, running or stopped (webhookState).
+	State string `json:"state"`
+	// Broken says why it does not run on this node.
+	Broken string `json:"broken,omitempty"`
+	// Queued counts the messages waiting for it (Depth); 0 when it does
+	// not run here.
+	Queued uint64 `json:"queued"`
+}
+
+// webhooksSummary reads the registered webhooks for the page.
+func webhooksSummary(ctx context.Context, eng *relay.Engine, reg *registry.Registry) (*dashboardWebhooks, error) {
+	all := reg.All()
+	out := &dashboardWebhooks{Total: len(all), Tenants: []dashboardTenant{}}
+	perTenant := make(map[string]int)
+	for _, in := range all {
+		perTenant[in.Tenant]++
+		if in.Broken != "" {
+			out.Broken++
+		}
+	}
+	out.TenantsTotal = len(perTenant)
+	for t, n := range perTenant {
+		out.Tenants = append(out.Tenants, dashboardTenant{Tenant: t, Webhooks: n})
+	}
+	slices.SortFunc(out.Tenants, func(a, b dashboardTenant) int {
+		if a.Webhooks != b.Webhooks {
+			return b.Webhooks - a.Webhooks
+		}
+		return strings.Compare(a.Tenant, b.Tenant)
+	})
+	out.Tenants = out.Tenants[:min(len(out.Tenants), dashboardTenantsShown)]
+	views, err := withStatus(ctx, eng, all[:min(len(all), dashboardWebhooksShown)])
+	if err != nil {
+		return nil, err
+	}
+	out.Webhooks = make([]dashboardWebhook, len(views))
+	for i, v := range views {
+		w := dashboardWebhook{ID: v.ID, Destination: v.Destination, Tenant: v.Tenant, Topic: v.Topic,
+			State: webhookState(v.Info, v.Status), Broken: v.Broken}
+		if u, err := url.Parse(v.Address); err == nil {
+			w.Host = u.Host
+		}
+		if v.Status != nil {
+			w.Queued = v.Status.Depth()
+		}
+		out.Webhooks[i] = w
+	}
+	return out, nil
 }
 
 type dashboardDestination struct {
@@ -167,6 +255,12 @@ func (db *Dashboard) serveState(w http.ResponseWriter, r *http.Request) error {
 			return db.jsonError(w, http.StatusServiceUnavailable, "the queue cannot be read right now")
 		}
 		st.DeadLetters[s.Name] = dls
+	}
+	if reg := eng.registry.get(); reg != nil {
+		if st.Webhooks, err = webhooksSummary(ctx, eng.Engine, reg); err != nil {
+			db.log.Warn("reading the registered webhooks' state failed", zap.Error(err))
+			return db.jsonError(w, http.StatusServiceUnavailable, "the queue cannot be read right now")
+		}
 	}
 	body, err := json.Marshal(st)
 	if err != nil {

@@ -86,6 +86,13 @@ type WebhooksConfig struct {
 	// RotationGrace is how long a rotated-out signing secret keeps
 	// signing beside the new one. Default: 24h.
 	RotationGrace caddy.Duration `json:"rotation_grace,omitempty"`
+
+	// PerWebhookMetrics gives registered webhooks series of their own
+	// (destination="wh-<id>"): in the delivery metrics for up to 1000 at
+	// a time, and queue gauges for the first 1000 by id. Default: false,
+	// and every registered webhook counts under destination="webhooks",
+	// so that tenants cannot grow the metrics without bound.
+	PerWebhookMetrics bool `json:"per_webhook_metrics,omitempty"`
 }
 
 // DefaultMaxRetryAge bounds a registered webhook's own max age.

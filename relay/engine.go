@@ -109,7 +109,9 @@ type Engine struct {
 	// dynamic are the destinations put with Put (registered webhooks),
 	// which run beside the active configuration's.
 	dynamic map[string]*Destination
-	closed  bool
+	// sweepSoon asks the sweep to run now (see sweep).
+	sweepSoon chan struct{}
+	closed    bool
 	// beating are the runners whose held messages the heartbeat keeps
 	// (running or stopping).
 	beating sync.Map // *runner -> struct{}
@@ -154,21 +156,23 @@ func Open(opts Options) (*Engine, error) {
 		grace = 10 * time.Second
 	}
 	e := &Engine{
-		q:       q,
-		log:     log,
-		client:  client,
-		nakMax:  nakMax,
-		ackWait: ackWait,
-		grace:   grace,
-		obs:     opts.Observer,
-		ctx:     ctx,
-		cancel:  cancel,
-		runners: make(map[string]*runner),
-		dynamic: make(map[string]*Destination),
+		q:         q,
+		log:       log,
+		client:    client,
+		nakMax:    nakMax,
+		ackWait:   ackWait,
+		grace:     grace,
+		obs:       opts.Observer,
+		ctx:       ctx,
+		cancel:    cancel,
+		runners:   make(map[string]*runner),
+		dynamic:   make(map[string]*Destination),
+		sweepSoon: make(chan struct{}, 1),
 	}
 	e.outBytes.Store(-1)
 	go e.watchSize()
 	go e.heartbeat()
+	go e.sweep()
 	return e, nil
 }
 
@@ -377,11 +381,95 @@ func (e *Engine) Put(d *Destination) error {
 			return nil
 		}
 		e.retireLocked(d.Name, w)
+		e.startLazyLocked(d)
 	}
+	// Its runner starts when it has messages: at the next Enqueue to
+	// it, or at the sweep, which comes soon after a Put.
+	select {
+	case e.sweepSoon <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// startLazyLocked starts a put destination's runner.
+func (e *Engine) startLazyLocked(d *Destination) *runner {
 	w := newRunner(e, d)
+	w.lazy = true
 	e.runners[d.Name] = w
 	w.start()
-	return nil
+	return w
+}
+
+// wake makes sure a put destination's runner runs on this node: it has
+// messages.
+func (e *Engine) wake(name string) *runner {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	if w, ok := e.runners[name]; ok {
+		w.woken.Add(1)
+		return w
+	}
+	d, ok := e.dynamic[name]
+	if !ok {
+		return nil
+	}
+	return e.startLazyLocked(d)
+}
+
+// endIdle takes an idle lazy runner out, unless it was woken since seq
+// (messages came meanwhile) or replaced.
+func (e *Engine) endIdle(w *runner, seq uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runners[w.name] != w || w.woken.Load() != seq {
+		return false
+	}
+	delete(e.runners, w.name)
+	return true
+}
+
+// sweepEvery is how often the engine looks for put destinations with
+// messages and no runner here: parked retries that came due, events
+// stored by a node that stopped, or at a start.
+const sweepEvery = 10 * time.Second
+
+// sweep wakes the put destinations that have messages waiting, every
+// sweepEvery and soon after a Put.
+func (e *Engine) sweep() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		case <-e.sweepSoon:
+			// Let a burst of Puts (a registry loading) land first.
+			if !sleepCtx(e.ctx, 200*time.Millisecond) {
+				return
+			}
+		}
+		e.mu.Lock()
+		n := len(e.dynamic)
+		e.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		names, err := e.q.waitingWebhooks(ctx)
+		cancel()
+		if err != nil {
+			e.log.Debug("cannot list the registered webhooks with deliveries waiting", zap.Error(err))
+			continue
+		}
+		for _, name := range names {
+			e.wake(name)
+		}
+	}
 }
 
 // Remove stops a destination put with Put, letting attempts under way
@@ -423,6 +511,12 @@ func (e *Engine) retireLocked(name string, w *runner) {
 // in one.
 func (e *Engine) KeyValue(ctx context.Context, bucket, description string) (jetstream.KeyValue, error) {
 	return e.q.keyValue(ctx, bucket, description)
+}
+
+// StoredBytes returns the size of the deliveries waiting in the queue
+// (stored, in flight and parked for a retry).
+func (e *Engine) StoredBytes(ctx context.Context) (int64, error) {
+	return e.q.deliveriesBytes(ctx)
 }
 
 // MaxEventSize is the largest encoded event the queue can store as one
@@ -512,5 +606,23 @@ func (e *Engine) EnqueueEach(ctx context.Context, events []event.Event, dests []
 	if err := e.q.storeDeliveries(ctx, msgs); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	e.wakeAll(dests)
 	return nil
+}
+
+// wakeAll wakes the registered webhooks among dests, once each.
+func (e *Engine) wakeAll(dests [][]string) {
+	var seen map[string]bool
+	for _, ds := range dests {
+		for _, d := range ds {
+			if _, ok := WebhookID(d); !ok || seen[d] {
+				continue
+			}
+			if seen == nil {
+				seen = make(map[string]bool)
+			}
+			seen[d] = true
+			e.wake(d)
+		}
+	}
 }

@@ -34,6 +34,9 @@ const (
 	counterPrefix = "hrs_"
 )
 
+// maxStreamConsumers is the delivery stream's consumer limit.
+const maxStreamConsumers = 1 << 20
+
 // Message headers hookrelay sets on stored messages.
 const (
 	HeaderAttempts    = "Hookrelay-Attempts"
@@ -303,6 +306,11 @@ func (q *queue) createStreams(ctx context.Context, st QueueConfig) error {
 		Duplicates:        st.DedupeWindow,
 		AllowMsgSchedules: true,
 		AllowRollup:       true,
+		// Two consumers per destination, and registered webhooks may
+		// number thousands: above the servers' default of 1000 per
+		// stream (nats-server 2.15), which a stream's own limit
+		// replaces. An account limit of a cluster still applies.
+		MaxConsumers: maxStreamConsumers,
 	})
 	if err != nil {
 		return fmt.Errorf("creating stream %s: %w", StreamOut, err)
@@ -612,12 +620,21 @@ type consumerSettings struct {
 	dest       string
 	ackWait    time.Duration
 	maxPending int
+	// lazy marks a destination whose runner runs only while it has
+	// messages (a registered webhook): its consumer is deleted by the
+	// server once no node pulled from it for lazyInactive, and it has no
+	// scheduled-retry counter (scheduledCount counts its subjects).
+	lazy bool
 }
+
+// lazyInactive is how long a lazy destination's consumer outlives the
+// last pull from it.
+const lazyInactive = time.Minute
 
 // consumerConfig is the destination's durable consumer. Every node of a
 // cluster shares it, so each message goes to one node.
 func (cs consumerSettings) config() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       consumerName(cs.dest),
 		Description:   "hookrelay deliveries to " + cs.dest,
 		FilterSubject: outSubject(cs.dest),
@@ -629,6 +646,10 @@ func (cs consumerSettings) config() jetstream.ConsumerConfig {
 		MaxDeliver:    -1,
 		MaxAckPending: cs.maxPending,
 	}
+	if cs.lazy {
+		cfg.InactiveThreshold = lazyInactive
+	}
+	return cfg
 }
 
 // openConsumer creates or updates the destination's durable consumer,
@@ -640,14 +661,22 @@ func (q *queue) openConsumer(ctx context.Context, cs consumerSettings) (jetstrea
 	// create run at once (the race detector reports it).
 	q.updateMu.Lock()
 	defer q.updateMu.Unlock()
-	if err := q.createStreams(ctx, q.settings()); err != nil {
-		return nil, err
-	}
 	cfg := cs.config()
 	cfg.PauseUntil, cfg.Metadata = q.consumerState(ctx, cfg.Durable)
 	c, err := q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// A cluster that came back without its state, or a deleted
+		// stream: create the streams again.
+		if err := q.createStreams(ctx, q.settings()); err != nil {
+			return nil, err
+		}
+		c, err = q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if cs.lazy {
+		return c, nil
 	}
 	if err := q.ensureScheduledCounter(ctx, cs.dest); err != nil {
 		q.log.Debug("cannot create the scheduled-retry counter; status shows 0 scheduled",
@@ -782,13 +811,53 @@ func (q *queue) ensureScheduledCounter(ctx context.Context, dest string) error {
 }
 
 // scheduledCount returns how many retries of dest are parked as
-// scheduled messages; 0 when its counter does not exist yet.
+// scheduled messages: its counter's count, or, for a destination without
+// one (a lazy one), the count of its scheduled subjects.
 func (q *queue) scheduledCount(ctx context.Context, dest string) uint64 {
 	c, err := q.js.Consumer(ctx, StreamOut, counterPrefix+dest)
+	if err == nil {
+		return c.CachedInfo().NumPending
+	}
+	subjects, err := q.subjectCounts(ctx, subjectSchedule+dest+".>")
 	if err != nil {
 		return 0
 	}
-	return c.CachedInfo().NumPending
+	var n uint64
+	for _, c := range subjects {
+		n += c
+	}
+	return n
+}
+
+// subjectCounts returns the number of messages of each subject of the
+// delivery stream that matches filter and has any.
+func (q *queue) subjectCounts(ctx context.Context, filter string) (map[string]uint64, error) {
+	s, err := q.js.Stream(ctx, StreamOut)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, err
+	}
+	return info.State.Subjects, nil
+}
+
+// waitingWebhooks returns the names of the registered webhooks with
+// deliveries waiting in their subjects.
+func (q *queue) waitingWebhooks(ctx context.Context) ([]string, error) {
+	// A wildcard is a whole token: list every destination's subject.
+	subjects, err := q.subjectCounts(ctx, subjectOut+"*")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for s := range subjects {
+		if name := strings.TrimPrefix(s, subjectOut); strings.HasPrefix(name, webhookPrefix) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
 }
 
 // firstScheduled reads the due time of the oldest parked retry of dest.

@@ -46,6 +46,13 @@ type runner struct {
 	breaker breaker
 	held    heldMsgs
 	gone    goneMark
+
+	// lazy runners (registered webhooks) run only while their
+	// destination has messages: started by Engine.wake, they end by
+	// themselves once idle. woken counts the wakes while running, so
+	// that a runner never ends right after a wake it did not see.
+	lazy  bool
+	woken atomic.Uint64
 }
 
 func newRunner(e *Engine, d *Destination) *runner {
@@ -72,7 +79,7 @@ func (r *runner) setCfg(d *Destination) { r.dest.Store(d) }
 
 // consumerSettings are the destination's consumer's.
 func (r *runner) consumerSettings() consumerSettings {
-	return consumerSettings{dest: r.name, ackWait: r.e.ackWait, maxPending: r.cfg().MaxPending}
+	return consumerSettings{dest: r.name, ackWait: r.e.ackWait, maxPending: r.cfg().MaxPending, lazy: r.lazy}
 }
 
 func (r *runner) start() {
@@ -127,6 +134,12 @@ func (h *heldMsgs) done(m jetstream.Msg) {
 	h.mu.Lock()
 	delete(h.m, m)
 	h.mu.Unlock()
+}
+
+func (h *heldMsgs) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
 }
 
 func (h *heldMsgs) snapshot(buf []jetstream.Msg) []jetstream.Msg {
@@ -294,7 +307,38 @@ func (r *runner) pull() {
 			continue
 		}
 		p.succeeded()
+		if r.lazy && p.idle >= idleAfter && p.idleOut() {
+			return
+		}
 	}
+}
+
+// idleOut ends a lazy runner that has nothing to do: no message waiting,
+// none handed out, not paused or gone (a paused consumer is kept alive by
+// the pulls of its runner, or the server would delete it with its pause).
+// It reports whether the runner ended; the engine starts it again at the
+// next wake.
+func (p *puller) idleOut() bool {
+	r := p.r
+	seq := r.woken.Load()
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	info, err := p.cons.Info(ctx)
+	cancel()
+	if err != nil || info.NumPending > 0 || info.NumAckPending > 0 || info.Paused || r.gone.isSet() || r.held.len() > 0 {
+		p.idle = 0 // look again after as many idle fetches
+		return false
+	}
+	if _, gone := goneSince(info); gone {
+		p.idle = 0
+		return false
+	}
+	if !r.e.endIdle(r, seq) {
+		p.idle = 0
+		return false
+	}
+	r.cancel()
+	r.e.beating.Delete(r)
+	return true
 }
 
 // openConsumer creates or updates the consumer; on failure it waits the

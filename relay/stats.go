@@ -245,7 +245,7 @@ func (e *Engine) Stats(ctx context.Context) ([]DestinationStatus, error) {
 
 // DestinationStatus returns a snapshot of one running destination.
 func (e *Engine) DestinationStatus(ctx context.Context, name string) (DestinationStatus, error) {
-	if e.runner(name) == nil {
+	if !e.known(name) {
 		return DestinationStatus{}, fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}
 	out, err := e.status(ctx, []string{name})
@@ -260,11 +260,21 @@ func (e *Engine) DestinationStatus(ctx context.Context, name string) (Destinatio
 func (e *Engine) StatusOf(ctx context.Context, names []string) ([]DestinationStatus, error) {
 	run := make([]string, 0, len(names))
 	for _, n := range names {
-		if e.runner(n) != nil {
+		if e.known(n) {
 			run = append(run, n)
 		}
 	}
 	return e.status(ctx, run)
+}
+
+// known reports whether name is a running destination or a put one
+// (whose runner may be idle).
+func (e *Engine) known(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, running := e.runners[name]
+	_, put := e.dynamic[name]
+	return running || put
 }
 
 func (e *Engine) runner(name string) *runner {
@@ -369,6 +379,11 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 
 func (e *Engine) setPaused(ctx context.Context, name string, pause bool) error {
 	r := e.runner(name)
+	if r == nil {
+		// An idle registered webhook: its runner runs while it is paused
+		// (see puller.idleOut).
+		r = e.wake(name)
+	}
 	if r == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}

@@ -125,6 +125,36 @@
     box.replaceChildren(...parts);
   }
 
+  // renderWebhooks shows the registered webhooks, or hides the section
+  // when the registry is off.
+  function renderWebhooks(w) {
+    const box = document.getElementById("webhooks");
+    box.hidden = !w;
+    if (!w) return;
+    document.getElementById("webhooks-summary").textContent =
+      w.total + " registered webhook" + (w.total === 1 ? "" : "s") + " of " + w.tenants_total +
+      " tenant" + (w.tenants_total === 1 ? "" : "s") + ", " + w.broken + " broken.";
+    document.querySelector("#webhook-tenants tbody").replaceChildren(...w.tenants.map(function (t) {
+      return el("tr", {}, el("td", {}, t.tenant), el("td", { class: "num" }, t.webhooks));
+    }));
+    const tmore = document.getElementById("webhook-tenants-more");
+    tmore.hidden = w.tenants_total <= w.tenants.length;
+    tmore.textContent = "Showing the " + w.tenants.length + " tenants with the most webhooks of " + w.tenants_total + ".";
+    document.querySelector("#webhook-list tbody").replaceChildren(...w.webhooks.map(function (h) {
+      return el("tr", { id: "webhook-" + h.id, "data-destination": h.destination },
+        el("td", {}, el("code", {}, String(h.id))),
+        el("td", {}, h.tenant),
+        el("td", {}, h.topic),
+        el("td", {}, h.host),
+        el("td", {}, el("span", { class: "badge " + h.state, title: h.broken || h.state }, h.state),
+          h.broken ? el("div", { class: "error" }, h.broken) : null),
+        el("td", { class: "num queued" }, h.queued));
+    }));
+    const more = document.getElementById("webhooks-more");
+    more.hidden = w.total <= w.webhooks.length;
+    more.textContent = "Showing the first " + w.webhooks.length + " of " + w.total + " by id; caddy hookrelay webhooks list shows them all.";
+  }
+
   function say(text, failed) {
     const m = document.getElementById("message");
     m.textContent = text;
@@ -164,6 +194,7 @@
       const state = await resp.json();
       renderDestinations(state.destinations || []);
       renderDeadLetters(state.destinations || [], state.dead_letters || {});
+      renderWebhooks(state.webhooks);
       updated.textContent = "Updated " + new Date(state.generated_at).toLocaleTimeString();
       updated.className = "";
     } catch (e) {
