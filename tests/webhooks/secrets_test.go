@@ -145,7 +145,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 		waitDeadLetters(t, webhookName(id), 1)
 		settled(t, webhookName(id))
 	}
-	checkCredentialsUsed(t, dest.Got(), logins)
+	loginMu.Lock()
+	tokenRequests := append([]testutil.Received(nil), logins...)
+	loginMu.Unlock()
+	checkCredentialsUsed(t, dest.Got(), tokenRequests)
 
 	// Every read and change of the API.
 	for _, id := range ids {
@@ -176,7 +179,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	for _, a := range answers {
 		secrets := append([]string(nil), credentials...)
-		if !strings.HasPrefix(a, "Ventiapp create") && !strings.HasPrefix(a, "native create") && !strings.HasPrefix(a, "POST "+rotatePath) {
+		// A create may show the signing secret it was given (and a
+		// rotate shows the new one); no other answer shows it.
+		if !strings.HasPrefix(a, "Ventiapp create") && !strings.HasPrefix(a, "native create") {
 			secrets = append(secrets, leakWhsec)
 		}
 		if found := leaks([]byte(a), secrets); len(found) > 0 {
@@ -184,9 +189,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 
-	// Every admin endpoint (those of registered webhooks where the
-	// running version serves them), each webhook's dead letters among
-	// them, and the status page's state.
+	// Every admin endpoint, each webhook's dead letters among them, and
+	// the status page's state.
 	adminPaths := []string{"/hookrelay/destinations", "/hookrelay/dead_letters", "/hookrelay/webhooks", "/config/", "/metrics"}
 	for _, id := range ids {
 		adminPaths = append(adminPaths,
