@@ -16,8 +16,9 @@ import (
 
 // TestMain keeps what the unit tests provision (a default embedded queue
 // under Caddy's data directory, Caddy's storage) out of the real data and
-// config directories. The tests that run a Caddy server are in
-// tests/ingress and the other tests packages.
+// config directories. Most tests that run a Caddy server are in
+// tests/ingress and the other tests packages; the webhook API's and the
+// registry's operations tests run one here, on ports of their own.
 func TestMain(m *testing.M) { testutil.RunIsolated(m, nil, nil) }
 
 // ingressSecret is the HMAC secret of the unit tests' verifiers.

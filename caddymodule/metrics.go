@@ -85,10 +85,9 @@ func registerMetrics(ctx caddy.Context) error {
 }
 
 // webhooksLabel is the destination label of every registered webhook
-// together, unless per_webhook_metrics is on. A configured destination
-// named "webhooks" would share its series: the name is not reserved
-// (relay reserves only wh-<number>).
-const webhooksLabel = "webhooks"
+// together, unless per_webhook_metrics is on. No configured destination
+// may take the name (relay reserves it).
+const webhooksLabel = relay.WebhooksLabel
 
 // maxWebhookSeries bounds the registered webhooks with series of their
 // own under per_webhook_metrics; the others count under webhooksLabel.

@@ -290,7 +290,7 @@ func (e *Engine) Apply(owner any, dests []*Destination) error {
 		if _, dup := set[d.Name]; dup {
 			return fmt.Errorf("destination %q: %w", d.Name, ErrDuplicateName)
 		}
-		if _, ok := WebhookID(d.Name); ok {
+		if _, ok := WebhookID(d.Name); ok || d.Name == WebhooksLabel {
 			return fmt.Errorf("destination %q: %w", d.Name, ErrReservedName)
 		}
 		set[d.Name] = d.withDefaults()

@@ -114,6 +114,10 @@ func WebhookID(name string) (uint64, bool) {
 	return id, err == nil
 }
 
+// WebhooksLabel is the destination label under which metrics count the
+// registered webhooks together; no configured destination may take it.
+const WebhooksLabel = "webhooks"
+
 // ErrReservedName is returned for a configuration's destination whose
-// name is one of registered webhooks' (wh-<number>).
-var ErrReservedName = errors.New(`names of the form "wh-<number>" are reserved for webhooks registered over the API`)
+// name is one of registered webhooks' (wh-<number>) or WebhooksLabel.
+var ErrReservedName = errors.New(`"webhooks" and names of the form "wh-<number>" are reserved for webhooks registered over the API`)
