@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
 // TestTenantIsolation: two tenants register a webhook of the same topic.
@@ -96,6 +98,12 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if ev := eventOf(t, recvB.Got()[0]); ev.field("orderId") != "tenant-b-1" || ev.Tenant != tenantB {
 		t.Errorf("B's webhook got %s, want B's event", recvB.Got()[0].Body)
+	}
+
+	// A sender the tenant route cannot place is refused, not broadcast.
+	status, resp := testutil.Post(t, baseURL+"/tenant-events", nil, []byte(`{"orderId":"nobody-1"}`))
+	if status != http.StatusUnauthorized || len(envelope(t, resp).Errors) != 1 {
+		t.Fatalf("an event without a tenant on a tenant route answered %d %s, want 401 in the envelope", status, resp)
 	}
 
 	// A route that stamps no tenant reaches both.
