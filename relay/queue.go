@@ -582,8 +582,9 @@ func (q *queue) deadLetterCounts(ctx context.Context, dest string) (map[string]u
 // requeue moves the dead letter with stream sequence seq back to its
 // destination's subject with a fresh retry budget (attempts 0, first
 // seen now) and deletes it from the dead letters. It returns the
-// destination, or "" when there is no such dead letter.
-func (q *queue) requeue(ctx context.Context, seq uint64) (string, error) {
+// destination, or "" when there is no such dead letter or keep refuses
+// its destination.
+func (q *queue) requeue(ctx context.Context, seq uint64, keep func(dest string) bool) (string, error) {
 	s, err := q.js.Stream(ctx, StreamDead)
 	if err != nil {
 		return "", err
@@ -596,7 +597,7 @@ func (q *queue) requeue(ctx context.Context, seq uint64) (string, error) {
 		return "", err
 	}
 	dl := deadLetterFromMsg(m.Sequence, m.Header, m.Data)
-	if !ValidName(dl.Destination) {
+	if !ValidName(dl.Destination) || !keep(dl.Destination) {
 		return "", nil
 	}
 	// A replay is a new delivery: its own message id, so that the dedupe
