@@ -367,8 +367,10 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		}
 		if tenant == "" {
 			// A route that stamps tenants must not broadcast an event
-			// whose sender has none.
-			answerFailure(w, r, h.log, errors.New("the route's tenant placeholder resolved to nothing"), false)
+			// whose sender has none: the sender is not identified.
+			h.log.Debug("the route's tenant placeholder resolved to nothing; answering 401", zap.String("tenant", h.Tenant))
+			observeIngress(r, http.StatusUnauthorized)
+			writeError(w, http.StatusUnauthorized, "The request does not identify its tenant.")
 			if in != nil {
 				in.answered = true
 			}

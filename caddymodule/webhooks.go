@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +125,7 @@ func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, 
 	}
 	guard := netguard.New(allow)
 	opts := netguard.ClientOptions{}
+	clientKey := strings.Join(wc.AllowNetworks, ",") + "|" + strings.Join(wc.Resolvers, ",")
 	if len(wc.Resolvers) > 0 {
 		for _, r := range wc.Resolvers {
 			if _, _, err := net.SplitHostPort(r); err != nil {
@@ -152,6 +155,7 @@ func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, 
 			return s, fmt.Errorf("webhooks: trusted_ca %s holds no PEM certificate", wc.TrustedCA)
 		}
 		opts.RootCAs = pool
+		clientKey += "|" + string(pem)
 	}
 	policy, err := wc.Retry.Policy()
 	if err != nil {
@@ -171,7 +175,7 @@ func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, 
 	return registry.Settings{
 		Sealer:        sealer,
 		Guard:         guard,
-		Client:        netguard.NewClient(guard, opts),
+		Client:        guardedClient(clientKey, guard, opts),
 		Tokens:        tokens,
 		Retry:         policy,
 		MinRetryDelay: minDelay,
@@ -184,6 +188,29 @@ func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, 
 		RotationGrace: time.Duration(wc.RotationGrace),
 		AllowHTTP:     wc.AllowHTTP,
 	}, nil
+}
+
+// guardedClients are the registered webhooks' clients by what makes
+// them (allowed networks, trusted CAs, resolvers): a reload with the
+// same settings keeps its client, its idle connections and the OAuth
+// tokens cached for it (the token cache keys tokens by client too).
+var guardedClients struct {
+	mu sync.Mutex
+	m  map[string]*http.Client
+}
+
+func guardedClient(key string, guard *netguard.Guard, opts netguard.ClientOptions) *http.Client {
+	guardedClients.mu.Lock()
+	defer guardedClients.mu.Unlock()
+	if c, ok := guardedClients.m[key]; ok {
+		return c
+	}
+	if guardedClients.m == nil {
+		guardedClients.m = make(map[string]*http.Client)
+	}
+	c := netguard.NewClient(guard, opts)
+	guardedClients.m[key] = c
+	return c
 }
 
 // registryHolder is the engine's registry, opened by the first config

@@ -79,19 +79,36 @@ func (e *Engine) DeadLetterCount(ctx context.Context, dest string) (uint64, erro
 
 // Replay moves dead letters back to their destination's queue with a
 // fresh retry budget (attempts 0, first seen now) and deletes them from
-// the dead-letter stream. It returns how many were requeued.
+// the dead-letter stream. It returns how many were requeued; the dead
+// letters of a deleted registered webhook stay where they are.
 func (e *Engine) Replay(ctx context.Context, seqs []uint64) (int, error) {
 	n := 0
 	for _, seq := range seqs {
-		ok, err := e.q.requeue(ctx, seq)
+		dest, err := e.q.requeue(ctx, seq, e.replayable)
 		if err != nil {
 			return n, err
 		}
-		if ok {
+		if dest != "" {
 			n++
+			if _, ok := WebhookID(dest); ok {
+				e.wake(dest)
+			}
 		}
 	}
 	return n, nil
+}
+
+// replayable reports whether a dead letter of dest may be requeued: not
+// when dest is a registered webhook that was deleted, whose subject no
+// runner would ever read.
+func (e *Engine) replayable(dest string) bool {
+	if _, ok := WebhookID(dest); !ok {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.dynamic[dest]
+	return ok
 }
 
 // ReplayDestination replays every dead letter of a destination that was

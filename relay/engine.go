@@ -492,6 +492,7 @@ func (e *Engine) Remove(name string) {
 // webhook deleted over the API; running it on every node is safe.
 func (e *Engine) Forget(ctx context.Context, name string) error {
 	e.Remove(name)
+	e.destStats.Delete(name)
 	return e.q.forget(ctx, name)
 }
 

@@ -159,8 +159,13 @@ const EmbeddedMaxPayload = 64 << 20
 
 // queue is the JetStream connection and the streams hookrelay uses.
 type queue struct {
-	// updateMu serializes stream and consumer updates.
-	updateMu sync.Mutex
+	// updateMu keeps stream updates apart from consumer updates:
+	// nats-server 2.15 races on the stream's store config when a stream
+	// update and a consumer create run at once (the race detector
+	// reports it). Stream updates and consumer state changes hold it to
+	// write; consumer creations, which thousands of registered webhooks
+	// may need at once, hold it to read and run together.
+	updateMu sync.RWMutex
 	mu       sync.Mutex // guards storage
 	storage  QueueConfig
 	srv      *server.Server // nil when external
@@ -576,34 +581,35 @@ func (q *queue) deadLetterCounts(ctx context.Context, dest string) (map[string]u
 
 // requeue moves the dead letter with stream sequence seq back to its
 // destination's subject with a fresh retry budget (attempts 0, first
-// seen now) and deletes it from the dead letters. It reports false when
-// there is no such dead letter.
-func (q *queue) requeue(ctx context.Context, seq uint64) (bool, error) {
+// seen now) and deletes it from the dead letters. It returns the
+// destination, or "" when there is no such dead letter or keep refuses
+// its destination.
+func (q *queue) requeue(ctx context.Context, seq uint64, keep func(dest string) bool) (string, error) {
 	s, err := q.js.Stream(ctx, StreamDead)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	m, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	dl := deadLetterFromMsg(m.Sequence, m.Header, m.Data)
-	if !ValidName(dl.Destination) {
-		return false, nil
+	if !ValidName(dl.Destination) || !keep(dl.Destination) {
+		return "", nil
 	}
 	// A replay is a new delivery: its own message id, so that the dedupe
 	// window does not drop it.
 	msgID := dl.EventID + "." + dl.Destination + ".replay." + strconv.FormatUint(seq, 10)
 	if _, err := q.js.PublishMsg(ctx, deliveryMsg(dl.Destination, dl.EventID, msgID, formatTime(time.Now()), m.Data)); err != nil {
-		return false, err
+		return "", err
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, err
+		return "", err
 	}
-	return true, nil
+	return dl.Destination, nil
 }
 
 // deliveriesBytes is the size of the deliveries stream.
@@ -656,21 +662,20 @@ func (cs consumerSettings) config() jetstream.ConsumerConfig {
 // keeping its pause and gone mark across updates, and its scheduled-retry
 // counter.
 func (q *queue) openConsumer(ctx context.Context, cs consumerSettings) (jetstream.Consumer, error) {
-	// One stream or consumer update at a time: nats-server 2.15 races
-	// on the stream's store config when a stream update and a consumer
-	// create run at once (the race detector reports it).
-	q.updateMu.Lock()
-	defer q.updateMu.Unlock()
 	cfg := cs.config()
+	q.updateMu.RLock()
 	cfg.PauseUntil, cfg.Metadata = q.consumerState(ctx, cfg.Durable)
 	c, err := q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
+	q.updateMu.RUnlock()
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		// A cluster that came back without its state, or a deleted
 		// stream: create the streams again.
-		if err := q.createStreams(ctx, q.settings()); err != nil {
-			return nil, err
+		q.updateMu.Lock()
+		err = q.createStreams(ctx, q.settings())
+		if err == nil {
+			c, err = q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
 		}
-		c, err = q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
+		q.updateMu.Unlock()
 	}
 	if err != nil {
 		return nil, err
@@ -678,6 +683,8 @@ func (q *queue) openConsumer(ctx context.Context, cs consumerSettings) (jetstrea
 	if cs.lazy {
 		return c, nil
 	}
+	q.updateMu.RLock()
+	defer q.updateMu.RUnlock()
 	if err := q.ensureScheduledCounter(ctx, cs.dest); err != nil {
 		q.log.Debug("cannot create the scheduled-retry counter; status shows 0 scheduled",
 			zap.String("destination", cs.dest), zap.Error(err))
@@ -910,8 +917,8 @@ func (q *queue) keyValue(ctx context.Context, bucket, description string) (jetst
 // purges its waiting deliveries and parked retries. What is already gone
 // is not an error, so every node may run it.
 func (q *queue) forget(ctx context.Context, dest string) error {
-	q.updateMu.Lock()
-	defer q.updateMu.Unlock()
+	q.updateMu.RLock()
+	defer q.updateMu.RUnlock()
 	var errs []error
 	for _, c := range []string{consumerName(dest), counterPrefix + dest} {
 		if err := q.js.DeleteConsumer(ctx, StreamOut, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -1,0 +1,280 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
+)
+
+// dnsServer is a DNS server on 127.0.0.1 (UDP) that answers A and AAAA
+// queries for the names the test sets, with no TTL, and every other query
+// with no answer.
+type dnsServer struct {
+	conn  net.PacketConn
+	mu    sync.Mutex
+	names map[string][]netip.Addr // lower-case FQDN -> addresses
+}
+
+// newDNSServer starts a server, stopped when the test ends.
+func newDNSServer(t *testing.T) *dnsServer {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{conn: conn, names: map[string][]netip.Addr{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.serve()
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return s
+}
+
+// Addr is the server's host:port, for the resolver option.
+func (s *dnsServer) Addr() string { return s.conn.LocalAddr().String() }
+
+// set makes name resolve to addrs (A for IPv4, AAAA for IPv6 ones).
+func (s *dnsServer) set(name string, addrs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netip.Addr
+	for _, a := range addrs {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	s.names[strings.ToLower(name)+"."] = out
+}
+
+func (s *dnsServer) lookup(name string) []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.names[strings.ToLower(name)]
+}
+
+func (s *dnsServer) serve() {
+	buf := make([]byte, 512)
+	for {
+		n, from, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			return // closed
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		out := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired})
+		out.EnableCompression()
+		_ = out.StartQuestions()
+		_ = out.Question(q)
+		_ = out.StartAnswers()
+		if q.Class == dnsmessage.ClassINET {
+			rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 0}
+			for _, a := range s.lookup(q.Name.String()) {
+				switch {
+				case q.Type == dnsmessage.TypeA && a.Is4():
+					_ = out.AResource(rh, dnsmessage.AResource{A: a.As4()})
+				case q.Type == dnsmessage.TypeAAAA && a.Is6():
+					_ = out.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+				}
+			}
+		}
+		msg, err := out.Finish()
+		if err != nil {
+			continue
+		}
+		_, _ = s.conn.WriteTo(msg, from)
+	}
+}
+
+// resolve looks name up through the server, as the relay's resolver does.
+func (s *dnsServer) resolve(t *testing.T, name string) []netip.Addr {
+	t.Helper()
+	r := &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, s.Addr())
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addrs, err := r.LookupNetIP(ctx, "ip", name)
+	if err != nil {
+		t.Fatalf("resolving %s: %v", name, err)
+	}
+	return addrs
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+// trap is an https server on a loopback address that counts every
+// connection it accepts: the target that refused addresses must never
+// reach.
+type trap struct {
+	*httptest.Server
+	ln *countingListener
+}
+
+// newTrap listens on addr ("127.0.0.1:0", "[::1]:<port>"); it returns nil
+// when it cannot listen there (no IPv6 loopback).
+func newTrap(t *testing.T, addr string) *trap {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil
+	}
+	tr := &trap{ln: &countingListener{Listener: ln}}
+	tr.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))
+	tr.Listener.Close()
+	tr.Listener = tr.ln
+	tr.StartTLS()
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+// assertNoConnection fails the test unless the trap accepted no
+// connection. It makes one itself and waits until it is accepted: a
+// listener accepts in order, so a connection made before would have been
+// accepted before it.
+func (tr *trap) assertNoConnection(t *testing.T) {
+	t.Helper()
+	c, err := net.Dial("tcp", tr.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testutil.WaitFor(t, 5*time.Second, "the probe connection to be accepted", func() bool { return tr.ln.accepted.Load() > 0 })
+	if n := tr.ln.accepted.Load(); n != 1 {
+		t.Errorf("%s accepted %d connections before the probe, want none", tr.ln.Addr(), n-1)
+	}
+}
+
+// TestSSRFRefused: with no allow_network, webhooks registered at names
+// that resolve to internal addresses (a name that resolved to a public
+// address when it was registered and to loopback at delivery included)
+// are dead-lettered with reason address_refused and a last error naming
+// the class of the address, and the loopback server behind them accepts
+// no connection; an oauth login at such a name is refused too, before
+// any connection to it. Literal internal addresses and localhost are
+// refused at registration with a 422 pointing at /webhook/address.
+func TestSSRFRefused(t *testing.T) {
+	target := newTrap(t, "127.0.0.1:0")
+	port := target.ln.Addr().(*net.TCPAddr).Port
+	target6 := newTrap(t, fmt.Sprintf("[::1]:%d", port))
+	dns := newDNSServer(t)
+	dns.set("loop.test", "127.0.0.1")
+	dns.set("private.test", "10.0.0.1")
+	dns.set("metadata.test", "169.254.169.254")
+	dns.set("loop6.test", "::1")
+	dns.set("rebind.test", "93.184.216.34")
+	dns.set("login.test", "127.0.0.1")
+	dns.set("oauth-app.test", "127.0.0.1")
+	start(t, config{webhooks: []string{"resolver " + dns.Addr(), trustedCA(t, target.Server)}})
+
+	t.Run("literal addresses are refused at registration", func(t *testing.T) {
+		for _, addr := range []string{
+			"https://127.0.0.1/", "https://[::1]/", "https://10.0.0.1/", "https://169.254.169.254/", "https://localhost/",
+			fmt.Sprintf("https://127.0.0.1:%d/hook", port),
+		} {
+			status, body := apiA.call(t, http.MethodPost, "/api/webhooks/create",
+				map[string]any{"webhook": map[string]any{"topic": topic, "address": addr}})
+			if status != http.StatusUnprocessableEntity {
+				t.Errorf("registering %s answered %d %s, want 422", addr, status, body)
+				continue
+			}
+			e := envelope(t, body)
+			if len(e.Errors) != 1 || e.Errors[0].Source == nil || e.Errors[0].Source.Pointer != "/webhook/address" || e.Errors[0].StatusCode != "422" {
+				t.Errorf("registering %s answered %s, want one 422 entry pointing at /webhook/address", addr, body)
+			}
+		}
+		if ids := apiA.list(t); len(ids) != 0 {
+			t.Errorf("refused registrations left webhooks %v", ids)
+		}
+	})
+
+	// The class each name's address is refused as, in the last error.
+	refusals := map[string]string{
+		"loop.test":     "loop.test resolves to 127.0.0.1, a loopback address",
+		"private.test":  "private.test resolves to 10.0.0.1, a private address",
+		"metadata.test": "metadata.test resolves to 169.254.169.254, a link-local address",
+		"loop6.test":    "loop6.test resolves to ::1, a loopback address",
+		"rebind.test":   "rebind.test resolves to 127.0.0.1, a loopback address",
+	}
+	ids := map[string]uint64{}
+	for name := range refusals {
+		ids[name] = apiA.create(t, map[string]any{"topic": topic, "address": fmt.Sprintf("https://%s:%d/hook", name, port)})
+	}
+	// rebind.test was public when it was registered, and turns to
+	// loopback before the delivery.
+	if got := dns.resolve(t, "rebind.test"); len(got) != 1 || got[0] != netip.MustParseAddr("93.184.216.34") {
+		t.Fatalf("rebind.test resolved to %v at registration, want 93.184.216.34", got)
+	}
+	dns.set("rebind.test", "127.0.0.1")
+
+	oauthID := apiA.create(t, map[string]any{
+		"topic":   topic,
+		"address": fmt.Sprintf("https://oauth-app.test:%d/hook", port),
+		"authorization": map[string]any{
+			"authType":     "oauth",
+			"addressLogin": fmt.Sprintf("https://login.test:%d/token", port),
+			"body":         map[string]any{"client_id": "c", "client_secret": "s"},
+		},
+	})
+
+	post(t, eventsPath, nil, `{"orderId":"ssrf-1","total":1}`)
+
+	for name, want := range refusals {
+		dest := webhookName(ids[name])
+		dls := waitDeadLetters(t, dest, 1)
+		settled(t, dest)
+		if len(dls) != 1 || dls[0].Reason != "address_refused" || !strings.Contains(dls[0].LastError, want) {
+			t.Errorf("%s (%s): dead letters %+v, want one with reason address_refused and an error saying %q", name, dest, dls, want)
+		}
+	}
+	dest := webhookName(oauthID)
+	dls := waitDeadLetters(t, dest, 1)
+	settled(t, dest)
+	if len(dls) != 1 || dls[0].Reason != "address_refused" || !strings.Contains(dls[0].LastError, "login.test resolves to 127.0.0.1, a loopback address") {
+		t.Errorf("oauth login at login.test: dead letters %+v, want one with reason address_refused naming login.test", dls)
+	}
+
+	target.assertNoConnection(t)
+	if target6 != nil {
+		target6.assertNoConnection(t)
+	}
+}
