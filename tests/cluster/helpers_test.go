@@ -569,8 +569,8 @@ const (
 
 // hubNodeConfig is a Caddyfile for a node that runs the webhook registry:
 // the given storage, the webhooks block (loopback addresses over http
-// allowed, more options in extra), the webhook API on /api/ with one token
-// per tenant, and /events relaying the raw body as an event of hubTopic
+// allowed, more options in extra), the webhook API (Ventiapp's
+// /api/webhooks/...) with one token per tenant, and /events relaying the raw body as an event of hubTopic
 // to the registered webhooks.
 func hubNodeConfig(adminPort, httpPort int, storage, extra string) string {
 	debug := ""
@@ -597,7 +597,6 @@ http://127.0.0.1:%d {
 	bind 127.0.0.1
 	route /api/* {
 		hook_webhooks {
-			prefix /api
 			token %s acme
 			token %s globex
 		}
