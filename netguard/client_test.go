@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/hookrelay/hookrelay/internal/testdns"
 )
 
 var allowLoopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -145,87 +145,12 @@ func TestNilGuardClientRefuses(t *testing.T) {
 	s.assertNoConnection(t)
 }
 
-// dnsServer answers A queries for one name with an address that the test
-// changes, and every other query with no answer.
-type dnsServer struct {
-	name dnsmessage.Name
-	a    atomic.Pointer[[4]byte]
-	conn net.PacketConn
-}
-
-func newDNSServer(t *testing.T, name string, a netip.Addr) *dnsServer {
-	t.Helper()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{name: dnsmessage.MustNewName(name), conn: conn}
-	s.set(a)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.serve()
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
-	return s
-}
-
-func (s *dnsServer) set(a netip.Addr) {
-	b := a.As4()
-	s.a.Store(&b)
-}
-
-func (s *dnsServer) serve() {
-	buf := make([]byte, 512)
-	for {
-		n, from, err := s.conn.ReadFrom(buf)
-		if err != nil {
-			return // closed
-		}
-		var p dnsmessage.Parser
-		h, err := p.Start(buf[:n])
-		if err != nil {
-			continue
-		}
-		q, err := p.Question()
-		if err != nil {
-			continue
-		}
-		out := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired})
-		out.EnableCompression()
-		_ = out.StartQuestions()
-		_ = out.Question(q)
-		_ = out.StartAnswers()
-		if q.Type == dnsmessage.TypeA && q.Class == dnsmessage.ClassINET && q.Name.String() == s.name.String() {
-			_ = out.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 0}, dnsmessage.AResource{A: *s.a.Load()})
-		}
-		msg, err := out.Finish()
-		if err != nil {
-			continue
-		}
-		_, _ = s.conn.WriteTo(msg, from)
-	}
-}
-
-// resolver returns a Go resolver that asks only s.
-func (s *dnsServer) resolver() *net.Resolver {
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "udp4", s.conn.LocalAddr().String())
-		},
-	}
-}
-
 func TestClientRefusesDNSRebinding(t *testing.T) {
 	public := netip.MustParseAddr("93.184.216.34")
 	loopback := netip.MustParseAddr("127.0.0.1")
-	dns := newDNSServer(t, "rebind.test.", public)
-	resolver := dns.resolver()
+	dns := testdns.New(t)
+	dns.Set("rebind.test", public.String())
+	resolver := dns.Resolver()
 	s := newServer(t, "tcp4", "127.0.0.1:0", ok)
 	url := "http://rebind.test:" + strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port) + "/"
 
@@ -244,7 +169,7 @@ func TestClientRefusesDNSRebinding(t *testing.T) {
 	}
 
 	// At delivery, it resolves to loopback.
-	dns.set(loopback)
+	dns.Set("rebind.test", loopback.String())
 	refused := get(t, NewClient(New(nil), ClientOptions{Resolver: resolver}), url)
 	if refused == nil {
 		t.Fatal("the request reached the loopback server")

@@ -1,130 +1,20 @@
 package webhooks
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
-
 	"github.com/hookrelay/hookrelay/internal/testutil"
+
+	"github.com/hookrelay/hookrelay/internal/testdns"
 )
-
-// dnsServer is a DNS server on 127.0.0.1 (UDP) that answers A and AAAA
-// queries for the names the test sets, with no TTL, and every other query
-// with no answer.
-type dnsServer struct {
-	conn  net.PacketConn
-	mu    sync.Mutex
-	names map[string][]netip.Addr // lower-case FQDN -> addresses
-}
-
-// newDNSServer starts a server, stopped when the test ends.
-func newDNSServer(t *testing.T) *dnsServer {
-	t.Helper()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{conn: conn, names: map[string][]netip.Addr{}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.serve()
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
-	return s
-}
-
-// Addr is the server's host:port, for the resolver option.
-func (s *dnsServer) Addr() string { return s.conn.LocalAddr().String() }
-
-// set makes name resolve to addrs (A for IPv4, AAAA for IPv6 ones).
-func (s *dnsServer) set(name string, addrs ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []netip.Addr
-	for _, a := range addrs {
-		out = append(out, netip.MustParseAddr(a))
-	}
-	s.names[strings.ToLower(name)+"."] = out
-}
-
-func (s *dnsServer) lookup(name string) []netip.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.names[strings.ToLower(name)]
-}
-
-func (s *dnsServer) serve() {
-	buf := make([]byte, 512)
-	for {
-		n, from, err := s.conn.ReadFrom(buf)
-		if err != nil {
-			return // closed
-		}
-		var p dnsmessage.Parser
-		h, err := p.Start(buf[:n])
-		if err != nil {
-			continue
-		}
-		q, err := p.Question()
-		if err != nil {
-			continue
-		}
-		out := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired})
-		out.EnableCompression()
-		_ = out.StartQuestions()
-		_ = out.Question(q)
-		_ = out.StartAnswers()
-		if q.Class == dnsmessage.ClassINET {
-			rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 0}
-			for _, a := range s.lookup(q.Name.String()) {
-				switch {
-				case q.Type == dnsmessage.TypeA && a.Is4():
-					_ = out.AResource(rh, dnsmessage.AResource{A: a.As4()})
-				case q.Type == dnsmessage.TypeAAAA && a.Is6():
-					_ = out.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
-				}
-			}
-		}
-		msg, err := out.Finish()
-		if err != nil {
-			continue
-		}
-		_, _ = s.conn.WriteTo(msg, from)
-	}
-}
-
-// resolve looks name up through the server, as the relay's resolver does.
-func (s *dnsServer) resolve(t *testing.T, name string) []netip.Addr {
-	t.Helper()
-	r := &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, s.Addr())
-		},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	addrs, err := r.LookupNetIP(ctx, "ip", name)
-	if err != nil {
-		t.Fatalf("resolving %s: %v", name, err)
-	}
-	return addrs
-}
 
 // countingListener counts the connections it accepts.
 type countingListener struct {
@@ -196,14 +86,14 @@ func TestSSRFRefused(t *testing.T) {
 	target := newTrap(t, "127.0.0.1:0")
 	port := target.ln.Addr().(*net.TCPAddr).Port
 	target6 := newTrap(t, fmt.Sprintf("[::1]:%d", port))
-	dns := newDNSServer(t)
-	dns.set("loop.test", "127.0.0.1")
-	dns.set("private.test", "10.0.0.1")
-	dns.set("metadata.test", "169.254.169.254")
-	dns.set("loop6.test", "::1")
-	dns.set("rebind.test", "93.184.216.34")
-	dns.set("login.test", "127.0.0.1")
-	dns.set("oauth-app.test", "127.0.0.1")
+	dns := testdns.New(t)
+	dns.Set("loop.test", "127.0.0.1")
+	dns.Set("private.test", "10.0.0.1")
+	dns.Set("metadata.test", "169.254.169.254")
+	dns.Set("loop6.test", "::1")
+	dns.Set("rebind.test", "93.184.216.34")
+	dns.Set("login.test", "127.0.0.1")
+	dns.Set("oauth-app.test", "127.0.0.1")
 	start(t, config{webhooks: []string{"resolver " + dns.Addr(), trustedCA(t, target.Server)}})
 
 	t.Run("literal addresses are refused at registration", func(t *testing.T) {
@@ -241,10 +131,10 @@ func TestSSRFRefused(t *testing.T) {
 	}
 	// rebind.test was public when it was registered, and turns to
 	// loopback before the delivery.
-	if got := dns.resolve(t, "rebind.test"); len(got) != 1 || got[0] != netip.MustParseAddr("93.184.216.34") {
+	if got := dns.Resolve(t, "rebind.test"); len(got) != 1 || got[0] != netip.MustParseAddr("93.184.216.34") {
 		t.Fatalf("rebind.test resolved to %v at registration, want 93.184.216.34", got)
 	}
-	dns.set("rebind.test", "127.0.0.1")
+	dns.Set("rebind.test", "127.0.0.1")
 
 	oauthID := apiA.create(t, map[string]any{
 		"topic":   topic,
