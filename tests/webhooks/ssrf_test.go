@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/testutil"
-
 	"github.com/hookrelay/hookrelay/internal/testdns"
+	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
 // countingListener counts the connections it accepts.
