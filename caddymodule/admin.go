@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -130,6 +131,28 @@ func engineError(err error) error {
 	return adminError(http.StatusInternalServerError, "queue error: %v", err)
 }
 
+// pageQuery reads an admin list's paging: limit (1 to 1000, default 100)
+// and the position after which the page starts, in the query parameter
+// name (given back by the previous page as next).
+func pageQuery(q url.Values, name, next string) (limit int, after uint64, err error) {
+	limit = 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, 0, adminError(http.StatusBadRequest, "invalid limit %q: use a number from 1 to 1000", v)
+		}
+		limit = n
+	}
+	if v := q.Get(name); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, adminError(http.StatusBadRequest, "invalid %s %q: pass the %s of the previous page", name, v, next)
+		}
+		after = n
+	}
+	return limit, after, nil
+}
+
 func writeAPIJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(v); err != nil {
@@ -209,21 +232,9 @@ func (adminAPI) handleDeadLetters(w http.ResponseWriter, r *http.Request) error 
 	if dest != "" && !relay.ValidName(dest) {
 		return adminError(http.StatusBadRequest, "invalid destination %q: use 1 to 64 of A-Z a-z 0-9 _ -", dest)
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return adminError(http.StatusBadRequest, "invalid limit %q: use a number from 1 to 1000", v)
-		}
-		limit = n
-	}
-	var after uint64
-	if v := q.Get("cursor"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return adminError(http.StatusBadRequest, "invalid cursor %q: pass the next_cursor of the previous page", v)
-		}
-		after = n
+	limit, after, err := pageQuery(q, "cursor", "next_cursor")
+	if err != nil {
+		return err
 	}
 	eng, err := engineFor()
 	if err != nil {

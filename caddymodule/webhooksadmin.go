@@ -207,21 +207,9 @@ func (adminAPI) handleWebhooks(w http.ResponseWriter, r *http.Request) error {
 func listWebhooks(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	tenant := q.Get("tenant")
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return adminError(http.StatusBadRequest, "invalid limit %q: use a number from 1 to 1000", v)
-		}
-		limit = n
-	}
-	var after uint64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return adminError(http.StatusBadRequest, "invalid after %q: pass the next_after of the previous page", v)
-		}
-		after = n
+	limit, after, err := pageQuery(q, "after", "next_after")
+	if err != nil {
+		return err
 	}
 	eng, reg, err := registryFor()
 	if err != nil {
