@@ -264,30 +264,19 @@ type puller struct {
 	// delivery is paused (queue unreachable, no leader), which is logged
 	// once, and so is the recovery.
 	stalled int
-	// idle counts consecutive fetches that found nothing; see
-	// fetchExpiry.
+	// idle counts consecutive fetches that found nothing; see idleOut.
 	idle int
 	// slots holds one token per attempt under way (Workers).
 	slots chan struct{}
 }
 
-// Fetch expiries: a destination with traffic waits at most
-// busyFetchExpiry per pull request; one idle for idleAfter fetches in a
-// row waits idleFetchExpiry, so that thousands of idle destinations
-// (registered webhooks) cost the server few pull requests. A message
-// arriving meanwhile is handed out at once either way.
-const (
-	busyFetchExpiry = 5 * time.Second
-	idleFetchExpiry = 30 * time.Second
-	idleAfter       = 6
-)
+// fetchExpiry is how long a pull request waits for messages; a message
+// arriving meanwhile is handed out at once.
+const fetchExpiry = 5 * time.Second
 
-func (p *puller) fetchExpiry() time.Duration {
-	if p.idle >= idleAfter {
-		return idleFetchExpiry
-	}
-	return busyFetchExpiry
-}
+// idleAfter is how many fetches in a row that found nothing make a lazy
+// runner look whether it may end (see idleOut).
+const idleAfter = 6
 
 // pull fetches the destination's messages and attempts each in a
 // goroutine of its own, at most Workers at once, until the runner stops.
@@ -385,7 +374,7 @@ func (r *runner) holdBack() bool {
 // if any; a fetch that found nothing before its expiry is not one.
 func (p *puller) fetch() error {
 	r := p.r
-	ctx, cancel := context.WithTimeout(r.ctx, p.fetchExpiry())
+	ctx, cancel := context.WithTimeout(r.ctx, fetchExpiry)
 	defer cancel()
 	start := time.Now()
 	batch, err := p.cons.Fetch(2*cap(p.slots), jetstream.FetchContext(ctx))
