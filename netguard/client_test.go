@@ -14,29 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/testdns"
+	"github.com/hookrelay/hookrelay/internal/testnet"
 )
 
 var allowLoopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
-// countingListener counts the connections it accepts.
-type countingListener struct {
-	net.Listener
-	accepted atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted.Add(1)
-	}
-	return c, err
-}
-
 // server is a test HTTP server that counts its connections and requests.
 type server struct {
 	*httptest.Server
-	ln       *countingListener
+	ln       *testnet.Listener
 	requests atomic.Int64
 }
 
@@ -45,11 +31,11 @@ type server struct {
 // when it cannot listen there, and closes with the test.
 func newServer(t *testing.T, network, addr string, h http.HandlerFunc) *server {
 	t.Helper()
-	ln, err := net.Listen(network, addr)
+	ln, err := testnet.Listen(network, addr)
 	if err != nil {
 		t.Skipf("cannot listen on %s %s: %v", network, addr, err)
 	}
-	s := &server{ln: &countingListener{Listener: ln}}
+	s := &server{ln: ln}
 	s.Server = &httptest.Server{
 		Listener: s.ln,
 		Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,27 +50,11 @@ func newServer(t *testing.T, network, addr string, h http.HandlerFunc) *server {
 
 func ok(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
 
-// assertNoConnection fails the test unless s accepted no connection. It
-// makes one connection itself and waits for it to be accepted: a
-// listener accepts in order, so a connection made before would have been
-// accepted before it.
+// assertNoConnection fails the test unless s accepted no connection and
+// its handler was never called.
 func (s *server) assertNoConnection(t *testing.T) {
 	t.Helper()
-	c, err := net.Dial("tcp", s.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.ln.accepted.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the probe connection was not accepted")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if n := s.ln.accepted.Load(); n != 1 {
-		t.Errorf("the server accepted %d connections before the probe, want none", n-1)
-	}
+	s.ln.AssertNoConnection(t)
 	if n := s.requests.Load(); n != 0 {
 		t.Errorf("the handler was called %d times, want never", n)
 	}
@@ -148,7 +118,7 @@ func TestNilGuardClientRefuses(t *testing.T) {
 func TestClientRefusesDNSRebinding(t *testing.T) {
 	public := netip.MustParseAddr("93.184.216.34")
 	loopback := netip.MustParseAddr("127.0.0.1")
-	dns := testdns.New(t)
+	dns := testnet.NewDNS(t)
 	dns.Set("rebind.test", public.String())
 	resolver := dns.Resolver()
 	s := newServer(t, "tcp4", "127.0.0.1:0", ok)

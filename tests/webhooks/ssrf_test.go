@@ -7,45 +7,28 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/hookrelay/hookrelay/internal/testdns"
-	"github.com/hookrelay/hookrelay/internal/testutil"
+	"github.com/hookrelay/hookrelay/internal/testnet"
 )
-
-// countingListener counts the connections it accepts.
-type countingListener struct {
-	net.Listener
-	accepted atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted.Add(1)
-	}
-	return c, err
-}
 
 // trap is an https server on a loopback address that counts every
 // connection it accepts: the target that refused addresses must never
 // reach.
 type trap struct {
 	*httptest.Server
-	ln *countingListener
+	ln *testnet.Listener
 }
 
 // newTrap listens on addr ("127.0.0.1:0", "[::1]:<port>"); it returns nil
 // when it cannot listen there (no IPv6 loopback).
 func newTrap(t *testing.T, addr string) *trap {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
+	ln, err := testnet.Listen("tcp", addr)
 	if err != nil {
 		return nil
 	}
-	tr := &trap{ln: &countingListener{Listener: ln}}
+	tr := &trap{ln: ln}
 	tr.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}))
@@ -57,21 +40,8 @@ func newTrap(t *testing.T, addr string) *trap {
 }
 
 // assertNoConnection fails the test unless the trap accepted no
-// connection. It makes one itself and waits until it is accepted: a
-// listener accepts in order, so a connection made before would have been
-// accepted before it.
-func (tr *trap) assertNoConnection(t *testing.T) {
-	t.Helper()
-	c, err := net.Dial("tcp", tr.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	testutil.WaitFor(t, 5*time.Second, "the probe connection to be accepted", func() bool { return tr.ln.accepted.Load() > 0 })
-	if n := tr.ln.accepted.Load(); n != 1 {
-		t.Errorf("%s accepted %d connections before the probe, want none", tr.ln.Addr(), n-1)
-	}
-}
+// connection.
+func (tr *trap) assertNoConnection(t *testing.T) { tr.ln.AssertNoConnection(t) }
 
 // TestSSRFRefused: with no allow_network, webhooks registered at names
 // that resolve to internal addresses (a name that resolved to a public
@@ -85,7 +55,7 @@ func TestSSRFRefused(t *testing.T) {
 	target := newTrap(t, "127.0.0.1:0")
 	port := target.ln.Addr().(*net.TCPAddr).Port
 	target6 := newTrap(t, fmt.Sprintf("[::1]:%d", port))
-	dns := testdns.New(t)
+	dns := testnet.NewDNS(t)
 	dns.Set("loop.test", "127.0.0.1")
 	dns.Set("private.test", "10.0.0.1")
 	dns.Set("metadata.test", "169.254.169.254")

@@ -1,8 +1,7 @@
-// Package testdns is a DNS server on 127.0.0.1 for tests: it answers A
-// and AAAA queries for the names a test sets, with no TTL, so that a test
-// can make a name resolve to one address and then another (DNS
-// rebinding), and every other query with no answer.
-package testdns
+// Package testnet holds the network fakes of the tests of the address
+// guard: a DNS server whose answers a test changes, and a listener that
+// counts the connections it accepts.
+package testnet
 
 import (
 	"context"
@@ -16,21 +15,24 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// Server answers over UDP on 127.0.0.1.
-type Server struct {
+// DNS is a DNS server on 127.0.0.1 (UDP): it answers A and AAAA queries
+// for the names a test sets, with no TTL, so that a test can make a name
+// resolve to one address and then another (DNS rebinding), and every
+// other query with no answer.
+type DNS struct {
 	conn  net.PacketConn
 	mu    sync.Mutex
 	names map[string][]netip.Addr // lower-case FQDN -> addresses
 }
 
-// New starts a server, stopped when the test ends.
-func New(t testing.TB) *Server {
+// NewDNS starts a server, stopped when the test ends.
+func NewDNS(t testing.TB) *DNS {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{conn: conn, names: map[string][]netip.Addr{}}
+	s := &DNS{conn: conn, names: map[string][]netip.Addr{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -44,11 +46,11 @@ func New(t testing.TB) *Server {
 }
 
 // Addr is the server's host:port.
-func (s *Server) Addr() string { return s.conn.LocalAddr().String() }
+func (s *DNS) Addr() string { return s.conn.LocalAddr().String() }
 
 // Set makes name resolve to addrs (A records for IPv4 ones, AAAA for
 // IPv6 ones); no addrs makes it resolve to nothing.
-func (s *Server) Set(name string, addrs ...string) {
+func (s *DNS) Set(name string, addrs ...string) {
 	out := make([]netip.Addr, 0, len(addrs))
 	for _, a := range addrs {
 		out = append(out, netip.MustParseAddr(a))
@@ -66,14 +68,14 @@ func fqdn(name string) string {
 	return name
 }
 
-func (s *Server) lookup(name string) []netip.Addr {
+func (s *DNS) lookup(name string) []netip.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.names[fqdn(name)]
 }
 
 // Resolver resolves through the server only.
-func (s *Server) Resolver() *net.Resolver {
+func (s *DNS) Resolver() *net.Resolver {
 	return &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -85,7 +87,7 @@ func (s *Server) Resolver() *net.Resolver {
 
 // Resolve looks name up through the server, as a client with Resolver
 // would.
-func (s *Server) Resolve(t testing.TB, name string) []netip.Addr {
+func (s *DNS) Resolve(t testing.TB, name string) []netip.Addr {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -96,7 +98,7 @@ func (s *Server) Resolve(t testing.TB, name string) []netip.Addr {
 	return addrs
 }
 
-func (s *Server) serve() {
+func (s *DNS) serve() {
 	buf := make([]byte, 512)
 	for {
 		n, from, err := s.conn.ReadFrom(buf)
