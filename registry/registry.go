@@ -105,20 +105,9 @@ func Open(ctx context.Context, kv jetstream.KeyValue, eng Engine, settings Setti
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	go r.watch(w)
-	for {
-		r.mu.RLock()
-		ready, ch := r.ready, r.changed
-		r.mu.RUnlock()
-		if ready {
-			return r, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			// Keep watching: the webhooks load in the background.
-			return r, nil
-		}
-	}
+	// Past ctx, the webhooks go on loading in the background.
+	r.waitUntil(ctx, func() bool { return r.ready })
+	return r, nil
 }
 
 // Close stops watching and stops this node's webhooks; what they hold
@@ -334,16 +323,23 @@ func newID() uint64 {
 	return 1_000_000_000 + binary.BigEndian.Uint64(b[:])%9_000_000_000
 }
 
-// waitRev waits until this node applied revision rev, so that a caller
-// reads its own write and the webhook runs here before it is answered.
+// waitRev waits, at most 5s, until this node applied revision rev, so
+// that a caller reads its own write and the webhook runs here before it
+// is answered.
 func (r *Registry) waitRev(ctx context.Context, rev uint64) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	r.waitUntil(ctx, func() bool { return r.rev >= rev })
+}
+
+// waitUntil waits until cond, read under the registry's lock, holds after
+// some change the watcher applied, or until ctx ends.
+func (r *Registry) waitUntil(ctx context.Context, cond func() bool) {
 	for {
 		r.mu.RLock()
-		cur, ch := r.rev, r.changed
+		ok, ch := cond(), r.changed
 		r.mu.RUnlock()
-		if cur >= rev {
+		if ok {
 			return
 		}
 		select {
@@ -542,25 +538,10 @@ func (r *Registry) Delete(ctx context.Context, tenant string, id uint64) (*Webho
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	// The delete marker's revision is the next one the bucket gives:
-	// wait until this node no longer holds the webhook.
+	// Wait, at most 5s, until this node no longer holds the webhook.
 	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for {
-		r.mu.RLock()
-		_, still := r.hooks[id]
-		ch := r.changed
-		r.mu.RUnlock()
-		if !still {
-			break
-		}
-		select {
-		case <-ch:
-			continue
-		case <-waitCtx.Done():
-		}
-		break
-	}
+	r.waitUntil(waitCtx, func() bool { _, still := r.hooks[id]; return !still })
 	return e.w, nil
 }
 
