@@ -162,11 +162,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if a.Webhooks != nil {
-		// Checked before the queue opens; built again below with the
-		// engine's token cache.
-		if _, err := a.Webhooks.settings(nil); err != nil {
+		// Built and checked before the queue opens; its token cache is
+		// the engine's, set below.
+		settings, err := a.Webhooks.settings()
+		if err != nil {
 			return err
 		}
+		a.webhooks = &settings
 	}
 	a.key = st.Key()
 	eng, loaded, err := running.acquire(a.key, func() (*pooledEngine, error) {
@@ -191,12 +193,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("starting the hookrelay queue: %w", err)
 	}
 	a.engine = eng
-	if a.Webhooks != nil {
-		settings, err := a.Webhooks.settings(eng.tokens)
-		if err != nil {
-			return err
-		}
-		a.webhooks = &settings
+	if a.webhooks != nil {
+		a.webhooks.Tokens = eng.tokens
 	}
 	if loaded {
 		// A reload onto the running queue: push this config's stream

@@ -17,7 +17,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/hookrelay/hookrelay/authcache"
 	"github.com/hookrelay/hookrelay/destination"
 	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/registry"
@@ -101,8 +100,9 @@ type WebhooksConfig struct {
 const DefaultMaxRetryAge = 30 * 24 * time.Hour
 
 // settings builds the registry's settings: the seal keys resolved, the
-// guard and its client. Errors never hold a key.
-func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, error) {
+// guard and its client; the token cache is the engine's, set by the
+// caller. Errors never hold a key.
+func (wc *WebhooksConfig) settings() (registry.Settings, error) {
 	var s registry.Settings
 	if len(wc.SealKeys) == 0 {
 		return s, errors.New("webhooks: seal_key is required: the API's credentials are stored sealed with it")
@@ -176,7 +176,6 @@ func (wc *WebhooksConfig) settings(tokens *authcache.Cache) (registry.Settings, 
 		Sealer:        sealer,
 		Guard:         guard,
 		Client:        guardedClient(clientKey, guard, opts),
-		Tokens:        tokens,
 		Retry:         policy,
 		MinRetryDelay: minDelay,
 		MaxRetryAge:   maxAge,
