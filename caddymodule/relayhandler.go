@@ -215,12 +215,9 @@ func eventDoc(ev *event.Event) map[string]any {
 	return doc
 }
 
-// stringField reads the string at a dotted path of a JSON object.
-func stringField(body []byte, path string) (string, bool) {
-	var cur any
-	if json.Unmarshal(body, &cur) != nil {
-		return "", false
-	}
+// stringField reads the string at a dotted path of a decoded JSON
+// object.
+func stringField(cur any, path string) (string, bool) {
 	for _, part := range strings.Split(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {
@@ -337,13 +334,21 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		if !ok {
 			return nil
 		}
-		if !json.Valid(body) {
+		// With topic_field the body is decoded once, which checks it too.
+		var doc any
+		var valid bool
+		if h.TopicField != "" {
+			valid = json.Unmarshal(body, &doc) == nil
+		} else {
+			valid = json.Valid(body)
+		}
+		if !valid {
 			observeIngress(r, http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, "The request body is not valid JSON.")
 			return nil
 		}
 		if h.TopicField != "" {
-			if t, ok := stringField(body, h.TopicField); ok {
+			if t, ok := stringField(doc, h.TopicField); ok {
 				topic = t
 			}
 		}
