@@ -110,24 +110,43 @@ func AvePayload(ids ...string) []byte {
 	return []byte(`{"tipo":"json","body":[` + strings.Join(guides, ",") + `]}`)
 }
 
-// Post sends body to url with headers and returns the status and body.
+// Post sends body to url with headers (Content-Type application/json
+// unless they set one) and returns the status and body.
 func Post(t testing.TB, url string, header http.Header, body []byte) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	h := http.Header{"Content-Type": {"application/json"}}
+	for k, v := range header {
+		h[k] = v
+	}
+	return Do(t, http.MethodPost, url, h, body)
+}
+
+// Do sends a request with header and body (none when nil) and returns the
+// status and body of the answer; it fails the test when no answer comes
+// within 15s.
+func Do(t testing.TB, method, url string, header http.Header, body []byte) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	client := &http.Client{Timeout: 15 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
+	}
 	return resp.StatusCode, b
 }
 

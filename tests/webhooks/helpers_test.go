@@ -14,7 +14,6 @@
 package webhooks
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -162,37 +161,23 @@ type api struct{ token string }
 // returns the status and body of the answer.
 func (a api) call(t *testing.T, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
+	header := http.Header{"Authorization": {"Bearer " + a.token}}
+	var b []byte
+	switch v := body.(type) {
 	case nil:
 	case string:
-		r = strings.NewReader(b)
+		b = []byte(v)
 	default:
-		enc, err := json.Marshal(b)
+		enc, err := json.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r = bytes.NewReader(enc)
-	}
-	req, err := http.NewRequest(method, baseURL+path, r)
-	if err != nil {
-		t.Fatal(err)
+		b = enc
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	client := &http.Client{Timeout: 15 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return testutil.Do(t, method, baseURL+path, header, b)
 }
 
 // ventiappWebhook is the webhook object of Ventiapp's answers.
@@ -392,24 +377,10 @@ func get(t *testing.T, url string) (int, []byte) {
 
 func send(t *testing.T, method, url string, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	if body == "" {
+		return testutil.Do(t, method, url, nil, nil)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := &http.Client{Timeout: 15 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return testutil.Do(t, method, url, http.Header{"Content-Type": {"application/json"}}, []byte(body))
 }
 
 // deadLetter is a dead letter as the admin API lists it.
