@@ -475,6 +475,7 @@ func (s *Settings) dynamicRun(w *DynamicWebhook, log *zap.Logger) (*dynRun, erro
 		return nil, err
 	}
 	run := &dynRun{signer: dest.Signer}
+	log = log.With(zap.String("merchant", w.Merchant), zap.String("event_name", w.EventName))
 	run.call = call.Caller{Dest: dest, Client: s.Client, Timeout: time.Duration(w.Timeout), Log: log,
 		Shape: shapeOrder(w.FieldsUpdate, w.ResponseBody)}
 	if w.ResponseTemplate != "" {
