@@ -87,14 +87,30 @@ func (c *openAPICheck) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// bearerPresent is the document's bearer scheme as a client sees it: a
-// request that carries no Bearer credential does not satisfy it.
-func bearerPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-	h := in.RequestValidationInput.Request.Header.Get("Authorization")
-	if len(h) <= len("bearer ") || !strings.EqualFold(h[:len("bearer ")], "bearer ") {
-		return errors.New("no Bearer credential")
+// credentialPresent is the document's security schemes as a client sees
+// them: a request that carries no Bearer credential does not satisfy
+// bearer, one without a merchant_token header does not satisfy
+// merchantToken.
+func credentialPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	header := in.RequestValidationInput.Request.Header
+	switch s := in.SecurityScheme; {
+	case s.Type == "http" && s.Scheme == "bearer":
+		h := header.Get("Authorization")
+		if len(h) <= len("bearer ") || !strings.EqualFold(h[:len("bearer ")], "bearer ") {
+			return errors.New("no Bearer credential")
+		}
+		return nil
+	case s.Type == "apiKey" && s.In == "header":
+		// By any case: a client may send merchant_token as it is, which
+		// is not the canonical form Header.Get looks for.
+		for k, v := range header {
+			if strings.EqualFold(k, s.Name) && len(v) > 0 && strings.TrimSpace(v[0]) != "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s header", s.Name)
 	}
-	return nil
+	return fmt.Errorf("security scheme %s of type %s is not known to the check", in.SecuritySchemeName, in.SecurityScheme.Type)
 }
 
 func (c *openAPICheck) check(req *http.Request, reqBody []byte, resp *http.Response, respBody []byte) error {
@@ -139,7 +155,7 @@ func (c *openAPICheck) check(req *http.Request, reqBody []byte, resp *http.Respo
 		Request:    vreq,
 		PathParams: params,
 		Route:      route,
-		Options:    &openapi3filter.Options{AuthenticationFunc: bearerPresent, MultiError: true},
+		Options:    &openapi3filter.Options{AuthenticationFunc: credentialPresent, MultiError: true},
 	}
 	reqErr := openapi3filter.ValidateRequest(ctx, in)
 	if reqErr != nil && resp.StatusCode < 400 {
