@@ -1,0 +1,184 @@
+package cluster
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
+	"github.com/hookrelay/hookrelay/registry"
+)
+
+// The seed's tip webhook: the order executed, the merchant's reply, and
+// the answer made of them.
+const (
+	dynOrder    = `{"order":{"order_id":"A1","total":"10.10","payment_method":"CARD","custom_fields":{}}}`
+	dynReply    = `{"uuid":"u-1","tip":"1.20","total":"11.30"}`
+	dynAnswer   = `{"order":{"custom_fields":{"tip":"1.20"},"order_id":"A1","total":"11.30"}}`
+	dynTemplate = `{"order": {"order_id": "{{ .request.order.order_id }}", "total": "{{ .result.total }}", "custom_fields": {"tip": "{{ .result.tip }}"}}}`
+)
+
+// dynamicRegistration is the registration of event name at url.
+func dynamicRegistration(event, url string) map[string]any {
+	return map[string]any{
+		"event_name":        event,
+		"url":               url,
+		"fields_update":     map[string]any{"fields": []string{"total"}, "custom_fields": []string{"tip"}},
+		"response_body":     map[string]any{"fields": []string{"order_id", "total"}, "custom_fields": []string{"tip"}},
+		"response_template": dynTemplate,
+		"response_data":     dynReply,
+		"request_data":      json.RawMessage(dynOrder),
+	}
+}
+
+// dynamicKVLeader returns the index of the server leading the dynamic
+// webhooks' bucket, or -1.
+func (c *natsCluster) dynamicKVLeader() int {
+	for i, nd := range c.nodes {
+		if srv := nd.server(); srv != nil && srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, "KV_"+registry.DynamicBucket) {
+			return i
+		}
+	}
+	return -1
+}
+
+// execute runs the tenant's webhook of event on the node and returns
+// the status, the headers and the body; status 0 when the request failed.
+func (a webhookAPI) execute(event string) (int, http.Header, []byte) {
+	req, err := http.NewRequest(http.MethodPost, a.node.base+"/api/v1/merchants/acme/webhooks/"+event+"/execute",
+		strings.NewReader(dynOrder))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.node.client.Do(req)
+	if err != nil {
+		return 0, nil, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// TestClusterDynamicWebhook: two relay nodes on a three-server NATS
+// cluster (R3) share the merchants' dynamic webhooks. Registered through
+// node a, a webhook executes through node b within a second, its answer
+// signed with the secret node a showed; deleted through node b, node a
+// answers 404 within a second. With the server leading the bucket shut
+// down, registration and execution keep working once the cluster has
+// re-elected.
+func TestClusterDynamicWebhook(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster and two Caddy processes")
+	}
+	c := startNATSCluster(t)
+	setSealKey(t)
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, dynReply)
+	}))
+	t.Cleanup(merchant.Close)
+	st := clusterStorage(c.urls())
+	a := startHubNode(t, "a", st, "")
+	b := startHubNode(t, "b", st, "")
+	const hooks = "/v1/merchants/acme/webhooks"
+
+	register := func(n *hubNode, event string) string {
+		t.Helper()
+		status, body := n.api(t, acmeToken).call(http.MethodPost, hooks, dynamicRegistration(event, merchant.URL+"/"+event))
+		var out struct {
+			Secret string `json:"secret"`
+		}
+		if status != http.StatusCreated || json.Unmarshal(body, &out) != nil || out.Secret == "" {
+			t.Fatalf("node %s: registering %s answered %d: %.300s", n.name, event, status, body)
+		}
+		return out.Secret
+	}
+	checkAnswer := func(n *hubNode, secret string, status int, h http.Header, body []byte) {
+		t.Helper()
+		if status != http.StatusOK || string(body) != dynAnswer {
+			t.Fatalf("node %s: execute answered %d %s, want 200 %s", n.name, status, body, dynAnswer)
+		}
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wh.Verify(body, h); err != nil {
+			t.Errorf("node %s: the answer does not verify with the secret shown at registration: %v", n.name, err)
+		}
+	}
+
+	secret := register(a, "tip")
+	registered := time.Now()
+	var status int
+	var h http.Header
+	var body []byte
+	testutil.WaitFor(t, 10*time.Second, "node b to execute the webhook registered on node a", func() bool {
+		status, h, body = b.api(t, acmeToken).execute("tip")
+		return status != http.StatusNotFound
+	})
+	if took := time.Since(registered); took > liveWithin {
+		t.Errorf("node b executed the webhook registered on node a %v after the registration answer; the registry promises %v", took, liveWithin)
+	}
+	checkAnswer(b, secret, status, h, body)
+	if status, body := b.api(t, globexToken).call(http.MethodGet, hooks, nil); status != http.StatusForbidden {
+		t.Errorf("another tenant listing acme's dynamic webhooks on node b: %d %s", status, body)
+	}
+
+	if status, body := b.api(t, acmeToken).call(http.MethodDelete, hooks+"/tip", nil); status != http.StatusNoContent {
+		t.Fatalf("node b: delete answered %d %s", status, body)
+	}
+	deleted := time.Now()
+	testutil.WaitFor(t, 10*time.Second, "node a to answer 404 for the webhook deleted on node b", func() bool {
+		status, _, _ := a.api(t, acmeToken).execute("tip")
+		getStatus, _ := a.api(t, acmeToken).call(http.MethodGet, hooks+"/tip", nil)
+		return status == http.StatusNotFound && getStatus == http.StatusNotFound
+	})
+	if took := time.Since(deleted); took > liveWithin {
+		t.Errorf("node a answered 404 %v after node b deleted the webhook; the registry promises %v", took, liveWithin)
+	}
+
+	// One NATS server down: the one leading the bucket, the worst one to
+	// lose. Registration and execution work again once the other two
+	// have re-elected, and a webhook registered before still runs.
+	before := register(a, "before")
+	victim := -1
+	testutil.WaitFor(t, 30*time.Second, "a leader of the dynamic webhooks' bucket", func() bool {
+		victim = c.dynamicKVLeader()
+		return victim >= 0
+	})
+	c.shutdown(victim)
+	down := time.Now()
+	t.Logf("shut down nats server %d, the leader of the dynamic webhooks' bucket", victim+1)
+	var after string
+	testutil.WaitFor(t, 60*time.Second, "a registration through node b with a NATS server down", func() bool {
+		status, body := b.api(t, acmeToken).call(http.MethodPost, hooks, dynamicRegistration("after", merchant.URL+"/after"))
+		var out struct {
+			Secret string `json:"secret"`
+		}
+		if status == http.StatusCreated && json.Unmarshal(body, &out) == nil {
+			after = out.Secret
+			return true
+		}
+		if status != http.StatusServiceUnavailable && status != 0 {
+			t.Fatalf("node b: registering with a NATS server down answered %d %s, want 201 (or 503 until the re-election)", status, body)
+		}
+		return false
+	})
+	t.Logf("registered through node b %v after the NATS server went down", time.Since(down).Round(time.Millisecond))
+	testutil.WaitFor(t, 10*time.Second, "node a to execute the webhook registered through node b with a NATS server down", func() bool {
+		status, h, body = a.api(t, acmeToken).execute("after")
+		return status != http.StatusNotFound
+	})
+	checkAnswer(a, after, status, h, body)
+	status, h, body = b.api(t, acmeToken).execute("before")
+	checkAnswer(b, before, status, h, body)
+}
