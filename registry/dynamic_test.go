@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1151,4 +1152,77 @@ func TestDynamicRegisterAgainRepairsBroken(t *testing.T) {
 	}
 	ex := mustExecute(t, d, "kfc-web", "tip", tipOrder)
 	verifyAnswer(t, ex, secret)
+}
+
+// conflictKV answers the next Updates and Deletes with a revision
+// conflict, as the bucket does when another node changed the key
+// meanwhile, with the error code of a bucket of replicas (code).
+type conflictKV struct {
+	jetstream.KeyValue
+	code             jetstream.ErrorCode
+	updates, deletes atomic.Int32 // conflicts still to answer
+}
+
+// mismatch is the error nats.go returns for a revision conflict: the API
+// error wrapped with ErrKeyRevisionMismatch (jetstream/kv.go
+// mapRevisionMismatch). A replicated (R>1) stream answers code 10164,
+// which matches ErrKeyRevisionMismatch but not ErrKeyExists.
+func (kv *conflictKV) mismatch() error {
+	return fmt.Errorf("%w: %w", &jetstream.APIError{Code: 400, ErrorCode: kv.code, Description: "wrong last sequence"},
+		jetstream.ErrKeyRevisionMismatch)
+}
+
+func (kv *conflictKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if kv.updates.Add(-1) >= 0 {
+		return 0, kv.mismatch()
+	}
+	return kv.KeyValue.Update(ctx, key, value, rev)
+}
+
+func (kv *conflictKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	if kv.deletes.Add(-1) >= 0 {
+		return kv.mismatch()
+	}
+	return kv.KeyValue.Delete(ctx, key, opts...)
+}
+
+// TestDynamicRevisionConflict: a replacement that finds the webhook
+// changed meanwhile (another node replaced it) tries again, and a delete
+// that does answers ErrConflict (409), on a single server's bucket and on
+// a cluster's (R3) alike. On R3 nats.go reports the conflict as
+// ErrKeyRevisionMismatch (code 10164), which registry/dynamic.go does not
+// recognise: it checks only ErrKeyExists, so the replacement fails as
+// ErrUnavailable (503) and the delete too.
+func TestDynamicRevisionConflict(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		code jetstream.ErrorCode
+	}{
+		{"R1", jetstream.JSErrCodeStreamWrongLastSequence},
+		{"R3", jetstream.JSErrCodeStreamWrongLastSequenceConstant},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := openDynEnv(t)
+			kv := &conflictKV{KeyValue: e.kv, code: c.code}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			d, err := OpenDynamic(ctx, kv, testSettings(t, newSealKey(t)), zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if _, _, _, err := d.Register(ctx, "kfc-web", tipInput("https://merchant.example.com/tip")); err != nil {
+				t.Fatal(err)
+			}
+			kv.updates.Store(1)
+			in := tipInput("https://merchant.example.com/tip-v2")
+			if _, _, created, err := d.Register(ctx, "kfc-web", in); err != nil || created {
+				t.Errorf("a replacement that met a conflict once: created %v, %v; want it replaced on the next try", created, err)
+			}
+			kv.deletes.Store(1)
+			if _, err := d.Delete(ctx, "kfc-web", "tip"); !errors.Is(err, ErrConflict) {
+				t.Errorf("a delete that met a conflict: %v, want ErrConflict (409)", err)
+			}
+		})
+	}
 }
