@@ -251,6 +251,8 @@ func TestDynamicCheck(t *testing.T) {
 		{"negative timeout", ok(func(in *DynamicInput) { in.Timeout = -1 }), []want{{"/timeout", "must be between 1ms and 30s"}}},
 		{"timeout too long", ok(func(in *DynamicInput) { in.Timeout = 31 * time.Second }), []want{{"/timeout", "must be between 1ms and 30s"}}},
 		{"timeout of 30s", ok(func(in *DynamicInput) { in.Timeout = 30 * time.Second }), nil},
+		{"timeout of 1ms", ok(func(in *DynamicInput) { in.Timeout = time.Millisecond }), nil},
+		{"timeout below 1ms", ok(func(in *DynamicInput) { in.Timeout = time.Microsecond }), []want{{"/timeout", "must be between 1ms and 30s"}}},
 		{"auth type", ok(func(in *DynamicInput) { in.Authorization = &Authorization{AuthType: "basic"} }),
 			[]want{{"/authorization/authType", `must be "oauth" or "api-key"`}}},
 		{"api-key without headers", ok(func(in *DynamicInput) { in.Authorization = &Authorization{AuthType: AuthAPIKey} }),
@@ -1079,6 +1081,56 @@ func TestDynamicTwoNodes(t *testing.T) {
 	c := e.node(t, s)
 	if _, err := c.Get("kfc-web", "tip"); err != nil {
 		t.Fatalf("a node opened after the registration: %v", err)
+	}
+}
+
+// TestDynamicConcurrentFirstRegistration: the same new event name
+// registered at once on two nodes: one registration makes it (201, its
+// secret shown), the other replaces it (200), keeping that secret.
+func TestDynamicConcurrentFirstRegistration(t *testing.T) {
+	s := testSettings(t, newSealKey(t))
+	e := openDynEnv(t)
+	a, b := e.node(t, s), e.node(t, s)
+	m := newMerchant(t, answerJSON(200, tipReply))
+	type result struct {
+		secret  string
+		created bool
+		err     error
+	}
+	results := make(chan result, 2)
+	start := make(chan struct{})
+	for _, d := range []*Dynamic{a, b} {
+		go func() {
+			<-start
+			_, secret, created, err := d.Register(context.Background(), "kfc-web", tipInput(m.URL))
+			results <- result{secret, created, err}
+		}()
+	}
+	close(start)
+	var shown []string
+	created := 0
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("a concurrent registration failed: %v", r.err)
+		}
+		if r.created {
+			created++
+		}
+		if r.secret != "" {
+			shown = append(shown, r.secret)
+		}
+	}
+	if created != 1 || len(shown) != 1 {
+		t.Fatalf("%d registrations made the webhook and %d secrets were shown, want 1 and 1", created, len(shown))
+	}
+	waitFor(t, 10*time.Second, "both nodes to hold the same registration", func() bool {
+		wa, errA := a.Get("kfc-web", "tip")
+		wb, errB := b.Get("kfc-web", "tip")
+		return errA == nil && errB == nil && wa.UpdatedAt.Equal(wb.UpdatedAt) && bytes.Equal(wa.Sealed, wb.Sealed)
+	})
+	for _, d := range []*Dynamic{a, b} {
+		verifyAnswer(t, mustExecute(t, d, "kfc-web", "tip", tipOrder), shown[0])
 	}
 }
 
