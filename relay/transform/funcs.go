@@ -15,8 +15,9 @@ import (
 
 // Funcs returns the functions templates can call besides text/template's
 // builtins: json, default, upper, lower, date, dict, list and index (which
-// replaces the builtin). The package documentation describes each one. The
-// map is a fresh copy.
+// replaces the builtin), and the decimal arithmetic add, sub, mul, div,
+// round, cmp, min and max. The package documentation describes each one.
+// The map is a fresh copy.
 func Funcs() template.FuncMap {
 	return template.FuncMap{
 		"json":    jsonFunc,
@@ -27,6 +28,14 @@ func Funcs() template.FuncMap {
 		"dict":    dictFunc,
 		"list":    listFunc,
 		"index":   indexFunc,
+		"add":     addFunc,
+		"sub":     subFunc,
+		"mul":     mulFunc,
+		"div":     divFunc,
+		"round":   roundFunc,
+		"cmp":     cmpFunc,
+		"min":     minFunc,
+		"max":     maxFunc,
 	}
 }
 
@@ -37,11 +46,14 @@ const (
 	optFunc  = "hookrelay_opt"
 )
 
-// funcMap is what Parse installs: the documented set and the hidden helpers.
+// funcMap is what Parse installs: the documented set, the hidden helpers,
+// and eq and ne (see compare.go).
 var funcMap = func() template.FuncMap {
 	m := Funcs()
 	m[emitFunc] = emit
 	m[optFunc] = optional
+	m["eq"] = eqFunc
+	m["ne"] = neFunc
 	return m
 }()
 
@@ -221,6 +233,8 @@ func indexFunc(v any, keys ...any) (any, error) {
 			v = elem(v, k)
 		case json.Number:
 			v = walkPath(v, string(k))
+		case Number:
+			v = walkPath(v, k.String())
 		default:
 			rk := reflect.ValueOf(k)
 			switch {
@@ -387,7 +401,7 @@ func describe(v any) string {
 		return "an array"
 	case string:
 		return "a string"
-	case json.Number:
+	case json.Number, Number:
 		return "a number"
 	case bool:
 		return "a bool"

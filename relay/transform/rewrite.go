@@ -75,12 +75,15 @@ func rewriteNode(n parse.Node) {
 	}
 }
 
-// textFuncs always return a string (or an int, for len): an action that
-// ends with one of them needs no emit check, which saves a reflective call.
+// textFuncs always return a string (or an int, for len and cmp, or a
+// Number): an action that ends with one of them needs no emit check, which
+// saves a reflective call.
 var textFuncs = map[string]bool{
 	"json": true, "upper": true, "lower": true, "date": true,
 	"print": true, "printf": true, "println": true, "len": true,
 	"html": true, "js": true, "urlquery": true,
+	"add": true, "sub": true, "mul": true, "div": true, "round": true,
+	"cmp": true, "min": true, "max": true,
 }
 
 func printsText(p *parse.PipeNode) bool {
