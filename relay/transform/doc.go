@@ -178,15 +178,46 @@
 // deep), with a *ParseError naming the template and the line. Render returns a *RenderError for anything that
 // goes wrong while rendering: a missing required key, a function error, an
 // output that is not valid JSON (the reason gives the byte offset and a short
-// excerpt of the output), an output larger than MaxOutput, or a panic. For
-// the relay these are permanent failures of that one message. Check renders
-// over a sample at load, so that a broken template refuses the config.
+// excerpt of the output), a limit passed (below), or a panic. For the relay
+// these are permanent failures of that one message, except a render
+// stopped by its context (RenderContext), whose error wraps the context's.
+// Check renders over a sample at load, so that a broken template refuses
+// the config. Values interpolated inside a JSON string literal without json
+// ("{{ .x }}") break the output when they contain a quote or a newline; the
+// render then fails with an invalid-JSON reason.
 //
-// Templates come from the configuration and are trusted: MaxOutput bounds
-// memory, but a template can still loop for a long time ({{ range 1000000000000 }}
-// without output). Values interpolated inside a JSON string literal without
-// json ("{{ .x }}") break the output when they contain a quote or a newline;
-// the render then fails with an invalid-JSON reason.
+// # Limits
+//
+// Templates may come from tenants (a merchant's response_template), so every
+// render is bounded in time and memory by its Limits (ParseLimited; Parse
+// uses DefaultLimits: 1s and MaxOutput, 10 MB):
+//
+//   - Time: a render that runs longer stops with `rendering took longer
+//     than 1s; stopped (a range that loops too long, or too many
+//     {{template}} calls?)` and the line of the range or template. The
+//     clock is read at the start of every range iteration and every
+//     {{define}}d template, so a range over 100000000000 without output,
+//     nested ranges over big lists and a chain of templates that call the
+//     next twice 40 levels deep all stop. RenderContext also stops when its
+//     context is done.
+//   - Output: the output is at most Output bytes (`output is larger than
+//     10485760 bytes`), and so is what one call of json, print, printf,
+//     println, html, js or urlquery builds: they measure first and refuse
+//     with `the result would be larger than ... bytes, the output limit`
+//     (print, printf, println, html, js, urlquery) or stop encoding (json:
+//     `the value's JSON is larger than ...`). A string doubled 60 times in a
+//     range ({{ $s = print $s $s }}) or a list nested in itself 60 times
+//     ({{ $l = list $l $l }}, small in memory but exponential as text) is
+//     refused at once. Values nested more than 20000 levels deep are refused
+//     too.
+//   - Built values: the functions that build values (those above, upper,
+//     lower, date, list, dict and the arithmetic) may build 4 times Output
+//     in all in one render: a range that piles values up in a list stops
+//     with `the values built while rendering passed ... bytes`.
+//
+// eq and ne name the types of arrays and objects they cannot compare
+// instead of printing them, which for a self-nested list would be
+// exponential.
 //
 // A Template is safe for concurrent use.
 package transform
