@@ -465,13 +465,15 @@ func (z *sizer) walk(v any, depth int) bool {
 	case bool:
 		return z.add(5)
 	case Number:
-		return z.add(numberTextLen(v))
+		// A verb other than v, s, x, X and q prints the struct: two
+		// fields (a pointer and an exponent), each padded to the width.
+		return z.add(numberTextLen(v)) && z.add(0) && z.add(0) && z.add(0)
 	case int, int64:
 		return z.add(z.intLen)
 	case float64:
 		return z.add(z.floatLen)
 	case time.Time:
-		return z.add(100)
+		return z.add(100) && z.add(20) && z.add(z.intLen) && z.add(z.intLen) && z.add(20)
 	case map[string]any:
 		if depth >= maxDepth {
 			z.tooDeep = true
@@ -513,8 +515,12 @@ func (z *sizer) walkValue(v reflect.Value, depth int) bool {
 	if !v.IsValid() {
 		return z.add(10)
 	}
+	// fmt prints an error or a Stringer with its method for some verbs and
+	// as the value for the others: count both.
 	if v.CanInterface() && (v.Type().Implements(errorType) || v.Type().Implements(fmtStringerType)) {
-		return z.add(methodTextLen(v.Interface()))
+		if !z.add(methodTextLen(v.Interface())) {
+			return false
+		}
 	}
 	switch v.Kind() {
 	case reflect.String:
