@@ -683,7 +683,7 @@ func printfBound(format string, a []any, limit int) (n int, tooDeep bool) {
 		case verb == '%':
 			n++
 		case !goodArgNum || argNum >= len(a):
-			n += 2 + size + len("(BADINDEX)")
+			n += 2 + utf8.UTFMax + len("(BADINDEX)") // an invalid verb is written as U+FFFD
 		default:
 			if !cost(a[argNum], verb, sharp, wid, prec) {
 				return n, tooDeep
