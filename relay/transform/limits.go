@@ -88,22 +88,27 @@ func stoppedError(err error) *limitError {
 // tick is called at the start of every range body and every {{define}}d
 // template (see rewrite.go): it stops a render whose context ended or that
 // ran past its time limit. It looks at the clock every checkEvery ticks.
-func (s *renderState) tick() (bool, error) {
+//
+// It runs once per range iteration, so it is made cheap to call through
+// reflection: it returns a zero-size value, which reflect does not
+// allocate, and reports a limit by panicking with the *limitError, which
+// text/template turns into the call's error.
+func (s *renderState) tick() struct{} {
 	if s == nil {
-		return false, nil
+		return struct{}{}
 	}
 	s.ticks++
 	if s.done != nil {
 		select {
 		case <-s.done:
-			return false, stoppedError(s.ctx.Err())
+			panic(stoppedError(s.ctx.Err()))
 		default:
 		}
 	}
 	if s.ticks%checkEvery == 0 && time.Now().After(s.deadline) {
-		return false, s.timeUp()
+		panic(s.timeUp())
 	}
-	return false, nil
+	return struct{}{}
 }
 
 func (s *renderState) timeUp() error {

@@ -50,7 +50,8 @@ func rewrite(t *template.Template) {
 }
 
 // prependTick puts {{if hookrelay_tick}}{{end}} first in l. An if prints
-// nothing and keeps no variable.
+// nothing and keeps no variable; hookrelay_tick returns struct{}, which is
+// true, and the if's body is empty.
 func prependTick(l *parse.ListNode) {
 	pos := l.Position()
 	if len(l.Nodes) > 0 {
