@@ -570,14 +570,18 @@ func (d *Dynamic) Register(ctx context.Context, merchant string, in DynamicInput
 		shown := ""
 		if exists {
 			w.CreatedAt = old.w.CreatedAt
-			if sec.Secret == "" {
-				prev, err := s.openDynamic(old.w)
-				if err != nil {
-					return nil, "", false, err
-				}
+		}
+		if exists && sec.Secret == "" {
+			if prev, err := s.openDynamic(old.w); err == nil {
 				sec.Secret = prev.Secret
+			} else {
+				// Sealed under a key this relay no longer has: the
+				// registration repairs it, with a new secret, shown.
+				sec.Secret = NewSecret()
+				shown = sec.Secret
 			}
-		} else {
+		}
+		if !exists {
 			if n >= s.MaxPerTenant {
 				return nil, "", false, ErrLimit
 			}
