@@ -1,15 +1,12 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/destination"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/call"
 	"github.com/hookrelay/hookrelay/relay/transform"
 )
 
@@ -134,21 +132,16 @@ type Call struct {
 
 // MaxSyncReply is the largest destination reply, in bytes, that hook_call
 // reads; a larger one is a failure of the destination (502).
-const MaxSyncReply = 10 << 20
+const MaxSyncReply = call.MaxReply
 
-// caller is a provisioned hook_call: one destination, its templates and
-// the signer of the answers.
+// caller is a provisioned hook_call: the call to its one destination,
+// with its templates, and the signer of the answers.
 type caller struct {
-	dest     *relay.Destination // Header, Query, Signer, Auth resolved
-	client   *http.Client
-	timeout  time.Duration
-	respTmpl *transform.Template // nil: the reply is passed through
-	errTmpl  *transform.Template // nil: the 4xx JSON body or the envelope
-	fields   []string            // kept from the success body
-	signer   *relay.Signer       // signs the answers; nil: unsigned
-	maxBody  int64
-	anyone   bool // allow_unauthenticated: no earlier authentication needed
-	log      *zap.Logger
+	call    call.Caller
+	signer  *relay.Signer // signs the answers; nil: unsigned
+	maxBody int64
+	anyone  bool // allow_unauthenticated: no earlier authentication needed
+	log     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -186,21 +179,23 @@ func (h *Call) Provision(ctx caddy.Context) error {
 		return fail(err)
 	}
 	c := &caller{
-		dest:    d,
-		client:  out.client,
-		timeout: time.Duration(dc.Timeout),
-		fields:  destination.Paths(h.Fields, h.CustomFields),
+		call: call.Caller{
+			Dest:    d,
+			Client:  out.client,
+			Timeout: time.Duration(dc.Timeout),
+			Log:     h.log,
+		},
 		maxBody: h.MaxBody,
 		anyone:  h.AllowUnauthenticated,
 		log:     h.log,
+	}
+	if fields := destination.Paths(h.Fields, h.CustomFields); len(fields) > 0 {
+		c.call.Shape = func(out []byte, _ any) ([]byte, error) { return transform.Select(out, fields) }
 	}
 	if c.anyone {
 		h.log.Warn("hook_call runs for unauthenticated callers (allow_unauthenticated): "+
 			"anyone who reaches this route has the destination called with its credentials",
 			zap.String("destination", d.Name))
-	}
-	if c.timeout == 0 {
-		c.timeout = 30 * time.Second
 	}
 	if h.ResponseSecret != "" {
 		signer, err := relay.NewSigner(resolveSecret(h.ResponseSecret))
@@ -257,41 +252,43 @@ func (h *Call) Cleanup() error {
 // destination and, when given, over error_response_sample as a 422 body.
 func (s *caller) loadTemplates(h *Call) error {
 	var err error
-	if s.respTmpl, err = destination.LoadTemplate("response_template", h.ResponseTemplate, h.ResponseTemplateFile); err != nil {
+	c := &s.call
+	if c.Response, err = destination.LoadTemplate("response_template", h.ResponseTemplate, h.ResponseTemplateFile); err != nil {
 		return err
 	}
-	if s.errTmpl, err = destination.LoadTemplate("error_response_template", h.ErrorResponseTemplate, h.ErrorResponseTemplateFile); err != nil {
+	if c.Error, err = destination.LoadTemplate("error_response_template", h.ErrorResponseTemplate, h.ErrorResponseTemplateFile); err != nil {
 		return err
 	}
+	fields := destination.Paths(h.Fields, h.CustomFields)
 	var request any = map[string]any{}
 	if h.Sample != "" {
 		if request, err = readSample("sample", h.Sample); err != nil {
 			return err
 		}
 	}
-	if s.respTmpl != nil {
+	if c.Response != nil {
 		result, err := readSample("response_sample", h.ResponseSample)
 		if err != nil {
 			return err
 		}
-		out, err := s.respTmpl.Render(replyData(request, http.StatusOK, result, ""))
-		if err == nil && len(s.fields) > 0 {
-			_, err = transform.Select(out, s.fields)
+		out, err := c.Response.Render(call.ReplyData(request, http.StatusOK, result, ""))
+		if err == nil && len(fields) > 0 {
+			_, err = transform.Select(out, fields)
 		}
 		if err != nil {
 			return fmt.Errorf("checking response_template over response_sample %s: %w", h.ResponseSample, err)
 		}
-	} else if len(s.fields) > 0 && h.ResponseSample != "" {
+	} else if len(fields) > 0 && h.ResponseSample != "" {
 		b, err := destination.ReadSample("response_sample", h.ResponseSample)
 		if err != nil {
 			return err
 		}
-		if _, err := transform.Select(b, s.fields); err != nil {
+		if _, err := transform.Select(b, fields); err != nil {
 			return fmt.Errorf("checking fields over response_sample %s: %w", h.ResponseSample, err)
 		}
 	}
-	if s.errTmpl != nil {
-		if err := s.errTmpl.Check(replyData(request, 0, nil, errUnreachable)); err != nil {
+	if c.Error != nil {
+		if err := c.Error.Check(call.ReplyData(request, 0, nil, call.ErrUnreachable)); err != nil {
 			return fmt.Errorf("checking error_response_template over an unreachable destination (.result null, .status 0): %w", err)
 		}
 		if h.ErrorResponseSample != "" {
@@ -300,7 +297,7 @@ func (s *caller) loadTemplates(h *Call) error {
 				return err
 			}
 			status := http.StatusUnprocessableEntity
-			if err := s.errTmpl.Check(replyData(request, status, result, statusText(status))); err != nil {
+			if err := c.Error.Check(call.ReplyData(request, status, result, call.StatusText(status))); err != nil {
 				return fmt.Errorf("checking error_response_template over error_response_sample %s: %w", h.ErrorResponseSample, err)
 			}
 		}
@@ -326,183 +323,14 @@ func templateArg(t string) (inline, file string) {
 	return "", t
 }
 
-// The short texts of .error.
-const (
-	errUnreachable = "unreachable"
-	errTimeout     = "timeout"
-	errNotJSON     = "invalid JSON reply"
-	errTransform   = "reply does not fit the response template"
-	errAuth        = "authorization failed"
-	errTooLarge    = "reply too large"
-)
-
-// replyData is what the response templates see: .result (the reply's JSON,
-// null when there is none), .request (the caller's JSON), .status (the
-// destination's status, 0 when it gave none) and, for errors, .error.
-func replyData(request any, status int, result any, errText string) map[string]any {
-	m := map[string]any{
-		"result":  result,
-		"request": request,
-		"status":  json.Number(strconv.Itoa(status)),
-	}
-	if errText != "" {
-		m["error"] = errText
-	}
-	return m
-}
-
-func statusText(status int) string {
-	return "HTTP " + strconv.Itoa(status) + " " + http.StatusText(status)
-}
-
-// exchange is how one forward to the destination went.
-type exchange struct {
-	status  int    // the destination's status; 0 when it gave none
-	body    []byte // its reply, at most MaxSyncReply bytes
-	failed  string // set when there is no usable reply: one of the err* texts
-	timeout bool
-	cause   error // for the log only
-}
-
-// forward POSTs body to the destination once (twice when an OAuth token
-// was refused with 401 and a fresh one may help), within the timeout.
-func (s *caller) forward(parent context.Context, id string, body []byte) exchange {
-	ctx, cancel := context.WithTimeout(parent, s.timeout)
-	defer cancel()
-	x, req := s.send(ctx, id, body)
-	if x.status == http.StatusUnauthorized && req != nil && s.dest.Auth != nil && s.dest.Auth.Reject(req) {
-		x, _ = s.send(ctx, id, body)
-	}
-	if x.failed != "" && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		x.failed, x.timeout = errTimeout, true
-	}
-	return x
-}
-
-func (s *caller) send(ctx context.Context, id string, body []byte) (exchange, *http.Request) {
-	req, err := s.dest.NewRequest(ctx, id, body, time.Now())
-	if err != nil {
-		var authErr *relay.AuthError
-		if errors.As(err, &authErr) {
-			return exchange{failed: errAuth, cause: err}, nil
-		}
-		return exchange{failed: errUnreachable, cause: err}, nil
-	}
-	if req.Header.Get("Accept") == "" {
-		req.Header.Set("Accept", "application/json")
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return exchange{failed: errUnreachable, cause: relay.RedactURLError(err)}, req
-	}
-	defer resp.Body.Close()
-	reply, err := io.ReadAll(io.LimitReader(resp.Body, MaxSyncReply+1))
-	switch {
-	case err != nil:
-		return exchange{status: resp.StatusCode, failed: errUnreachable, cause: relay.RedactURLError(err)}, req
-	case len(reply) > MaxSyncReply:
-		return exchange{status: resp.StatusCode, failed: errTooLarge}, req
-	}
-	return exchange{status: resp.StatusCode, body: reply}, req
-}
-
 // answer turns an exchange into the status and body for the caller.
 // request is the caller's JSON body.
-func (s *caller) answer(request []byte, x exchange) (int, []byte) {
-	var req any // decoded on first use
-	reqData := func() any {
-		if req == nil {
-			v, err := transform.DecodeJSON(request)
-			if err != nil {
-				v = nil // cannot happen: the body was validated
-			}
-			req = v
-		}
-		return req
+func (s *caller) answer(ctx context.Context, request []byte, x call.Exchange) (int, []byte) {
+	a := s.call.Answer(ctx, request, nil, x)
+	if a.Body == nil {
+		a.Body = envelope(a.Status, a.Detail)
 	}
-	if x.failed != "" {
-		status := http.StatusBadGateway
-		if x.timeout {
-			status = http.StatusGatewayTimeout
-		}
-		return s.failure(reqData, status, x, nil, x.failed)
-	}
-	result, jerr := transform.DecodeJSON(x.body)
-	if jerr != nil {
-		result = nil
-	}
-	switch {
-	case x.status >= 200 && x.status < 300:
-		if jerr != nil {
-			return s.failure(reqData, http.StatusBadGateway, x, nil, errNotJSON)
-		}
-		out := x.body
-		if s.respTmpl != nil {
-			var err error
-			if out, err = s.respTmpl.Render(replyData(reqData(), x.status, result, "")); err != nil {
-				s.warn("the destination's reply does not fit response_template", x, err)
-				return s.failure(reqData, http.StatusBadGateway, x, result, errTransform)
-			}
-		}
-		out, err := transform.Select(out, s.fields)
-		if err != nil {
-			s.warn("fields cannot be selected from the reply", x, err)
-			return s.failure(reqData, http.StatusBadGateway, x, result, errTransform)
-		}
-		return http.StatusOK, out
-	case x.status >= 400 && x.status < 500:
-		return s.failure(reqData, x.status, x, result, statusText(x.status))
-	default:
-		return s.failure(reqData, http.StatusBadGateway, x, result, statusText(x.status))
-	}
-}
-
-// failure answers status: the error_response_template's output when there
-// is one; else a 4xx's JSON body as it is; else the contract's envelope.
-func (s *caller) failure(request func() any, status int, x exchange, result any, errText string) (int, []byte) {
-	if errText != errTransform && (x.status < 400 || x.status >= 500) {
-		s.warn("the call failed", x, nil)
-	}
-	if s.errTmpl != nil {
-		out, err := s.errTmpl.Render(replyData(request(), x.status, result, errText))
-		if err == nil {
-			return status, out
-		}
-		s.warn("error_response_template failed; answering the default error", x, err)
-	} else if status < 500 && result != nil {
-		var out bytes.Buffer
-		if json.Compact(&out, x.body) == nil {
-			return status, out.Bytes()
-		}
-	}
-	var detail string
-	switch {
-	case x.timeout:
-		detail = fmt.Sprintf("The destination did not answer within %v.", s.timeout)
-	case errText == errNotJSON:
-		detail = "The destination's reply is not JSON."
-	case errText == errTransform:
-		detail = "The destination's reply could not be transformed."
-	case errText == errTooLarge:
-		detail = fmt.Sprintf("The destination's reply is larger than %d bytes.", MaxSyncReply)
-	case errText == errAuth:
-		detail = "The destination's credentials could not be obtained."
-	case x.status != 0:
-		detail = fmt.Sprintf("The destination answered %d %s.", x.status, http.StatusText(x.status))
-	default:
-		detail = "The destination could not be reached."
-	}
-	return status, envelope(status, detail)
-}
-
-func (s *caller) warn(msg string, x exchange, err error) {
-	if ce := s.log.Check(zap.WarnLevel, msg); ce != nil {
-		if err == nil {
-			err = x.cause
-		}
-		ce.Write(zap.String("destination", s.dest.Name), zap.Int("status", x.status),
-			zap.String("reason", x.failed), zap.Error(err))
-	}
+	return a.Status, a.Body
 }
 
 // envelope is the contract's error body with one entry.
@@ -556,7 +384,7 @@ func (h *Call) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		// log.
 		if ce := s.log.Check(zap.DebugLevel, "call refused: no handler before hook_call authenticated the caller; "+
 			"put hook_verify or basic_auth before it, or set allow_unauthenticated"); ce != nil {
-			ce.Write(zap.String("destination", s.dest.Name))
+			ce.Write(zap.String("destination", s.call.Dest.Name))
 		}
 		// Not signed: the answer says nothing of the destination, and a
 		// caller who is not authenticated gets nothing signed.
@@ -580,11 +408,11 @@ func (h *Call) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 		s.reply(w, r, id, http.StatusBadRequest, envelope(http.StatusBadRequest, "The request body is not valid JSON."))
 		return nil
 	}
-	x := s.forward(r.Context(), id, body)
+	x := s.call.Forward(r.Context(), id, body)
 	if r.Context().Err() != nil {
 		return nil // the caller is gone; nobody to answer
 	}
-	status, out := s.answer(body, x)
+	status, out := s.answer(r.Context(), body, x)
 	s.reply(w, r, id, status, out)
 	return nil
 }

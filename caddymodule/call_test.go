@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/destination"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/call"
 	"github.com/hookrelay/hookrelay/relay/transform"
 )
 
@@ -158,9 +159,11 @@ func newTestCall(t testing.TB, withErrTmpl bool) *caller {
 		h.ErrorResponseSample = writeFile(t, dir, "error.json", `{"message":"tip too high"}`)
 	}
 	s := &caller{
-		dest:   &relay.Destination{Name: "tip"},
-		fields: destination.Paths(h.Fields, h.CustomFields),
-		log:    zap.NewNop(),
+		call: call.Caller{Dest: &relay.Destination{Name: "tip"}, Log: zap.NewNop()},
+		log:  zap.NewNop(),
+	}
+	if fields := destination.Paths(h.Fields, h.CustomFields); len(fields) > 0 {
+		s.call.Shape = func(out []byte, _ any) ([]byte, error) { return transform.Select(out, fields) }
 	}
 	if err := s.loadTemplates(h); err != nil {
 		t.Fatal(err)
@@ -173,46 +176,46 @@ func TestCallAnswer(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		errTmpl    bool
-		x          exchange
+		x          call.Exchange
 		wantStatus int
 		wantBody   string
 	}{
 		{"success rendered and selected", false,
-			exchange{status: 200, body: []byte(`{"uuid":"u-7","business_id":"b-1","total":14000,"tip":2000,"extra":1}`)},
+			call.Exchange{Status: 200, Body: []byte(`{"uuid":"u-7","business_id":"b-1","total":14000,"tip":2000,"extra":1}`)},
 			200, `{"order":{"custom_fields":{"tip":2000},"order_id":"u-7","total":14000}}`},
 		{"success 201 answered 200", false,
-			exchange{status: 201, body: []byte(`{"uuid":"u-7","business_id":"b-1","total":1,"tip":0}`)},
+			call.Exchange{Status: 201, Body: []byte(`{"uuid":"u-7","business_id":"b-1","total":1,"tip":0}`)},
 			200, `{"order":{"custom_fields":{"tip":0},"order_id":"u-7","total":1}}`},
-		{"reply not JSON", false, exchange{status: 200, body: []byte(`<html>`)},
+		{"reply not JSON", false, call.Exchange{Status: 200, Body: []byte(`<html>`)},
 			502, `{"errors":[{"title":"Bad Gateway","detail":"The destination's reply is not JSON.","status_code":"502"}]}`},
-		{"reply does not fit the template", false, exchange{status: 200, body: []byte(`{"id":"x"}`)},
+		{"reply does not fit the template", false, call.Exchange{Status: 200, Body: []byte(`{"id":"x"}`)},
 			502, `{"errors":[{"title":"Bad Gateway","detail":"The destination's reply could not be transformed.","status_code":"502"}]}`},
-		{"4xx JSON passed through", false, exchange{status: 409, body: []byte("{\"message\": \"conflict\"}\n")},
+		{"4xx JSON passed through", false, call.Exchange{Status: 409, Body: []byte("{\"message\": \"conflict\"}\n")},
 			409, `{"message":"conflict"}`},
-		{"4xx not JSON", false, exchange{status: 404, body: []byte("not found")},
+		{"4xx not JSON", false, call.Exchange{Status: 404, Body: []byte("not found")},
 			404, `{"errors":[{"title":"Not Found","detail":"The destination answered 404 Not Found.","status_code":"404"}]}`},
-		{"5xx", false, exchange{status: 503, body: []byte(`{"message":"down"}`)},
+		{"5xx", false, call.Exchange{Status: 503, Body: []byte(`{"message":"down"}`)},
 			502, `{"errors":[{"title":"Bad Gateway","detail":"The destination answered 503 Service Unavailable.","status_code":"502"}]}`},
-		{"3xx", false, exchange{status: 302},
+		{"3xx", false, call.Exchange{Status: 302},
 			502, `{"errors":[{"title":"Bad Gateway","detail":"The destination answered 302 Found.","status_code":"502"}]}`},
-		{"unreachable", false, exchange{failed: errUnreachable, cause: errors.New("dial: refused")},
+		{"unreachable", false, call.Exchange{Failed: call.ErrUnreachable, Cause: errors.New("dial: refused")},
 			502, `{"errors":[{"title":"Bad Gateway","detail":"The destination could not be reached.","status_code":"502"}]}`},
-		{"timeout", false, exchange{failed: errTimeout, timeout: true},
-			504, `{"errors":[{"title":"Gateway Timeout","detail":"The destination did not answer within 0s.","status_code":"504"}]}`},
-		{"4xx rendered", true, exchange{status: 422, body: []byte(`{"message":"tip too high"}`)},
+		{"timeout", false, call.Exchange{Failed: call.ErrTimeout, Timeout: true},
+			504, `{"errors":[{"title":"Gateway Timeout","detail":"The destination did not answer within 30s.","status_code":"504"}]}`},
+		{"4xx rendered", true, call.Exchange{Status: 422, Body: []byte(`{"message":"tip too high"}`)},
 			422, `{"error":{"code":422,"reason":"HTTP 422 Unprocessable Entity","message":"tip too high"}}`},
-		{"4xx without body rendered", true, exchange{status: 400},
+		{"4xx without body rendered", true, call.Exchange{Status: 400},
 			400, `{"error":{"code":400,"reason":"HTTP 400 Bad Request","message":""}}`},
-		{"5xx rendered", true, exchange{status: 500, body: []byte(`{"message":"boom"}`)},
+		{"5xx rendered", true, call.Exchange{Status: 500, Body: []byte(`{"message":"boom"}`)},
 			502, `{"error":{"code":500,"reason":"HTTP 500 Internal Server Error","message":"boom"}}`},
-		{"timeout rendered", true, exchange{failed: errTimeout, timeout: true},
+		{"timeout rendered", true, call.Exchange{Failed: call.ErrTimeout, Timeout: true},
 			504, `{"error":{"code":0,"reason":"timeout","message":""}}`},
-		{"bad reply rendered", true, exchange{status: 200, body: []byte(`[1]`)},
+		{"bad reply rendered", true, call.Exchange{Status: 200, Body: []byte(`[1]`)},
 			502, `{"error":{"code":200,"reason":"reply does not fit the response template","message":""}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestCall(t, tc.errTmpl)
-			status, body := s.answer(request, tc.x)
+			status, body := s.answer(t.Context(), request, tc.x)
 			if status != tc.wantStatus || string(body) != tc.wantBody {
 				t.Errorf("answer = %d %s\nwant     %d %s", status, body, tc.wantStatus, tc.wantBody)
 			}
@@ -221,8 +224,8 @@ func TestCallAnswer(t *testing.T) {
 }
 
 func TestCallPassThrough(t *testing.T) {
-	s := &caller{dest: &relay.Destination{Name: "x"}, log: zap.NewNop()}
-	status, body := s.answer([]byte(`{}`), exchange{status: 200, body: []byte("{ \"a\": [1, 2] }")})
+	s := &caller{call: call.Caller{Dest: &relay.Destination{Name: "x"}}, log: zap.NewNop()}
+	status, body := s.answer(t.Context(), []byte(`{}`), call.Exchange{Status: 200, Body: []byte("{ \"a\": [1, 2] }")})
 	if status != 200 || string(body) != `{"a":[1,2]}` {
 		t.Fatalf("answer = %d %s", status, body)
 	}
@@ -282,7 +285,7 @@ func FuzzCallAnswer(f *testing.F) {
 		if errTmpl {
 			s = withErr
 		}
-		got, out := s.answer([]byte(`{"note":"n"}`), exchange{status: status, body: body})
+		got, out := s.answer(t.Context(), []byte(`{"note":"n"}`), call.Exchange{Status: status, Body: body})
 		var want int
 		switch {
 		case status >= 200 && status < 300:

@@ -218,6 +218,7 @@ func guardedClient(key string, guard *netguard.Guard, opts netguard.ClientOption
 type registryHolder struct {
 	mu  sync.Mutex
 	reg *registry.Registry
+	dyn *registry.Dynamic
 }
 
 // get returns the running registry, or nil.
@@ -225,6 +226,13 @@ func (h *registryHolder) get() *registry.Registry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.reg
+}
+
+// dynamic returns the running registry of dynamic webhooks, or nil.
+func (h *registryHolder) dynamic() *registry.Dynamic {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dyn
 }
 
 // apply opens the registry with settings, or applies them to the open
@@ -235,13 +243,15 @@ func (p *pooledEngine) applyRegistry(settings *registry.Settings, log *zap.Logge
 	defer h.mu.Unlock()
 	if settings == nil {
 		if h.reg != nil {
-			h.reg.Close()
-			h.reg = nil
+			h.closeLocked()
 			log.Info("webhook registry stopped; registered webhooks' events stay queued")
 		}
 		return nil
 	}
 	if h.reg != nil {
+		if err := h.dyn.Configure(*settings); err != nil {
+			return err
+		}
 		return h.reg.Configure(*settings)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -250,13 +260,28 @@ func (p *pooledEngine) applyRegistry(settings *registry.Settings, log *zap.Logge
 	if err != nil {
 		return fmt.Errorf("webhook registry: %w", err)
 	}
-	reg, err := registry.Open(ctx, kv, p.Engine, *settings, caddy.Log().Named("hookrelay.registry"))
+	dkv, err := p.KeyValue(ctx, registry.DynamicBucket, "hookrelay: dynamic webhooks merchants registered over the API")
 	if err != nil {
 		return fmt.Errorf("webhook registry: %w", err)
 	}
-	h.reg = reg
-	log.Info("webhook registry started", zap.Int("webhooks", reg.Len()))
+	dyn, err := registry.OpenDynamic(ctx, dkv, *settings, caddy.Log().Named("hookrelay.dynamic"))
+	if err != nil {
+		return fmt.Errorf("webhook registry: %w", err)
+	}
+	reg, err := registry.Open(ctx, kv, p.Engine, *settings, caddy.Log().Named("hookrelay.registry"))
+	if err != nil {
+		dyn.Close()
+		return fmt.Errorf("webhook registry: %w", err)
+	}
+	h.reg, h.dyn = reg, dyn
+	log.Info("webhook registry started", zap.Int("webhooks", reg.Len()), zap.Int("dynamic_webhooks", dyn.Len()))
 	return nil
+}
+
+func (h *registryHolder) closeLocked() {
+	h.reg.Close()
+	h.dyn.Close()
+	h.reg, h.dyn = nil, nil
 }
 
 // closeRegistry closes the registry when the engine stops.
@@ -265,7 +290,6 @@ func (p *pooledEngine) closeRegistry() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.reg != nil {
-		h.reg.Close()
-		h.reg = nil
+		h.closeLocked()
 	}
 }

@@ -275,6 +275,12 @@ func (h *WebhooksAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 		h.answer(w, r, failure(http.StatusUnauthorized, "The request has no valid credential."))
 		return nil
 	}
+	if rest, ok := strings.CutPrefix(p, merchantsPath); ok {
+		if f := h.serveMerchant(w, r, tenant, rest); f != nil {
+			h.answer(w, r, f)
+		}
+		return nil
+	}
 	methods, id := resource(p)
 	if methods == nil {
 		h.answer(w, r, failure(http.StatusNotFound, "There is no API resource at this path."))
@@ -319,11 +325,21 @@ func (h *WebhooksAPI) strip(p string) (string, bool) {
 // the Tenant placeholder resolved; false when there is none.
 func (h *WebhooksAPI) tenant(r *http.Request) (string, bool) {
 	if len(h.tokens) > 0 {
-		auth := r.Header.Get("Authorization")
-		if len(auth) <= 7 || !strings.EqualFold(auth[:7], "bearer ") {
+		var token string
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			if len(auth) <= 7 || !strings.EqualFold(auth[:7], "bearer ") {
+				return "", false
+			}
+			token = auth[7:]
+		} else {
+			// DEUNA's merchants send their credential as merchant_token.
+			token = r.Header.Get("merchant_token")
+		}
+		token = strings.TrimSpace(token)
+		if token == "" {
 			return "", false
 		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(auth[7:])))
+		sum := sha256.Sum256([]byte(token))
 		tenant := ""
 		for _, t := range h.tokens {
 			if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {

@@ -113,13 +113,35 @@ func (s *Settings) policy(w *Webhook) (relay.RetryPolicy, error) {
 
 // destination builds the engine's destination of a webhook.
 func (s *Settings) destination(w *Webhook, sec *Secrets, now time.Time) (*relay.Destination, error) {
+	dc, err := requestConfig(relay.WebhookName(w.ID), w.Address, sec)
+	if err != nil {
+		return nil, err
+	}
+	dc.Timeout = destination.Duration(s.Timeout)
+	dc.Workers, dc.MaxPending = s.Workers, s.MaxPending
+	policy, err := s.policy(w)
+	if err != nil {
+		return nil, err
+	}
+	d, err := dc.Build(destination.Env{Tokens: s.Tokens, Retry: policy, Client: s.Client})
+	if err != nil {
+		return nil, err
+	}
+	if sec.PreviousSecret != "" && now.Before(w.PreviousSecretUntil) && d.Signer != nil {
+		if d.Signer, err = d.Signer.WithPrevious(sec.PreviousSecret, w.PreviousSecretUntil); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// requestConfig is how a registered webhook's requests are made: its
+// address, signing secret, custom headers and params, and authorization.
+func requestConfig(name, address string, sec *Secrets) (destination.Config, error) {
 	dc := destination.Config{
-		Name:       relay.WebhookName(w.ID),
-		URL:        w.Address,
-		Timeout:    destination.Duration(s.Timeout),
-		Secret:     sec.Secret,
-		Workers:    s.Workers,
-		MaxPending: s.MaxPending,
+		Name:   name,
+		URL:    address,
+		Secret: sec.Secret,
 	}
 	if len(sec.Headers) > 0 {
 		dc.Headers = http.Header{}
@@ -149,7 +171,7 @@ func (s *Settings) destination(w *Webhook, sec *Secrets, now time.Time) (*relay.
 			}
 			form, err := loginBody(a)
 			if err != nil {
-				return nil, err
+				return dc, err
 			}
 			if formLogin(a) {
 				ac.LoginBody, ac.LoginBodyFormat = form, "form"
@@ -159,18 +181,5 @@ func (s *Settings) destination(w *Webhook, sec *Secrets, now time.Time) (*relay.
 			dc.Auth = ac
 		}
 	}
-	policy, err := s.policy(w)
-	if err != nil {
-		return nil, err
-	}
-	d, err := dc.Build(destination.Env{Tokens: s.Tokens, Retry: policy, Client: s.Client})
-	if err != nil {
-		return nil, err
-	}
-	if sec.PreviousSecret != "" && now.Before(w.PreviousSecretUntil) && d.Signer != nil {
-		if d.Signer, err = d.Signer.WithPrevious(sec.PreviousSecret, w.PreviousSecretUntil); err != nil {
-			return nil, err
-		}
-	}
-	return d, nil
+	return dc, nil
 }
