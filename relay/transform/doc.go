@@ -122,7 +122,8 @@
 // arithmetic slow or huge: an operand's text has at most 256 bytes and its
 // exponent stays within ±256 ("1e999999999" is an error at once); a result
 // has at most 512 digits and 256 decimals, or it is the error `result is
-// too large`.
+// too large`. (A result whose text is longer than 256 bytes is still an
+// operand as a value, but not once printed and read back as a string.)
 //
 // Three response_templates of DEUNA merchants, rendered over {"result":
 // <merchant answer>, "request": {"order": {...}}} (testdata/ has them
