@@ -43,10 +43,15 @@ const (
 	maxFieldPathLen = 256
 )
 
+// TemplateLimits bound every render of a template a merchant registered:
+// a template that loops, or grows a value, without end is stopped with an
+// error.
+var TemplateLimits = transform.Limits{Time: 100 * time.Millisecond, Output: 1 << 20}
+
 // parseTenantTemplate parses a template a merchant registered, with the
-// limits that bound each of its renders. TODO(limits)
+// limits that bound each of its renders.
 func parseTenantTemplate(name, text string) (*transform.Template, error) {
-	return transform.Parse(name, text)
+	return transform.ParseLimited(name, text, TemplateLimits)
 }
 
 // FieldSet lists order fields: Fields are dotted paths in the order,
