@@ -53,7 +53,7 @@ type Registry struct {
 	eng Engine
 	log *zap.Logger
 
-	mirror // its mu guards the fields below
+	mirror   // its mu guards the fields below
 	settings Settings
 	hooks    map[uint64]*entry
 	topics   TopicIndex
