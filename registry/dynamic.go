@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,10 +42,15 @@ const (
 	maxFieldPathLen = 256
 )
 
+// TemplateLimits bound every render of a template a merchant registered:
+// a template that loops, or grows a value, without end is stopped with an
+// error.
+var TemplateLimits = transform.Limits{Time: 100 * time.Millisecond, Output: 1 << 20}
+
 // parseTenantTemplate parses a template a merchant registered, with the
-// limits that bound each of its renders. TODO(limits)
+// limits that bound each of its renders.
 func parseTenantTemplate(name, text string) (*transform.Template, error) {
-	return transform.Parse(name, text)
+	return transform.ParseLimited(name, text, TemplateLimits)
 }
 
 // FieldSet lists order fields: Fields are dotted paths in the order,
@@ -311,17 +315,10 @@ type Dynamic struct {
 	kv  jetstream.KeyValue
 	log *zap.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu        sync.RWMutex
+	mirror    // its mu guards the fields below
 	settings  Settings
 	hooks     map[string]*dynEntry // by key
 	merchants map[string]int       // webhooks per merchant
-	rev       uint64
-	ready     bool
-	changed   chan struct{}
 }
 
 // dynEntry is one dynamic webhook as this node runs it.
@@ -349,29 +346,21 @@ func OpenDynamic(ctx context.Context, kv jetstream.KeyValue, settings Settings, 
 	if log == nil {
 		log = zap.NewNop()
 	}
-	rctx, cancel := context.WithCancel(context.Background())
 	d := &Dynamic{
 		kv: kv, log: log,
-		ctx: rctx, cancel: cancel, done: make(chan struct{}),
 		settings:  settings,
 		hooks:     make(map[string]*dynEntry),
 		merchants: make(map[string]int),
-		changed:   make(chan struct{}),
 	}
-	w, err := kv.WatchAll(rctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if err := d.follow(ctx, kv, d.apply); err != nil {
+		return nil, err
 	}
-	go d.watch(w)
-	d.waitUntil(ctx, func() bool { return d.ready })
 	return d, nil
 }
 
 // Close stops watching.
 func (d *Dynamic) Close() {
-	d.cancel()
-	<-d.done
+	d.stop()
 }
 
 // Configure applies a reload's settings to every dynamic webhook.
@@ -396,36 +385,8 @@ func (d *Dynamic) Len() int {
 	return len(d.hooks)
 }
 
-func (d *Dynamic) watch(w jetstream.KeyWatcher) {
-	defer close(d.done)
-	defer w.Stop()
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case kve, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			d.apply(kve)
-		}
-	}
-}
-
+// apply takes one bucket entry, under mu.
 func (d *Dynamic) apply(kve jetstream.KeyValueEntry) {
-	d.mu.Lock()
-	defer func() {
-		close(d.changed)
-		d.changed = make(chan struct{})
-		d.mu.Unlock()
-	}()
-	if kve == nil {
-		d.ready = true
-		return
-	}
-	if kve.Revision() > d.rev {
-		d.rev = kve.Revision()
-	}
 	k := kve.Key()
 	if old, ok := d.hooks[k]; ok {
 		if d.merchants[old.w.Merchant]--; d.merchants[old.w.Merchant] <= 0 {
@@ -513,29 +474,6 @@ func (s *Settings) openDynamic(w *DynamicWebhook) (*Secrets, error) {
 	return &sec, nil
 }
 
-func (d *Dynamic) waitUntil(ctx context.Context, cond func() bool) {
-	for {
-		d.mu.RLock()
-		ok, ch := cond(), d.changed
-		d.mu.RUnlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// waitRev waits, at most 5s, until this node applied revision rev.
-func (d *Dynamic) waitRev(ctx context.Context, rev uint64) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	d.waitUntil(ctx, func() bool { return d.rev >= rev })
-}
-
 // Register stores merchant's dynamic webhook for in.EventName, replacing
 // the one of the same event name. It returns the webhook, its signing
 // secret when it was made now (empty when an earlier one is kept), and
@@ -570,14 +508,18 @@ func (d *Dynamic) Register(ctx context.Context, merchant string, in DynamicInput
 		shown := ""
 		if exists {
 			w.CreatedAt = old.w.CreatedAt
-			if sec.Secret == "" {
-				prev, err := s.openDynamic(old.w)
-				if err != nil {
-					return nil, "", false, err
-				}
+		}
+		if exists && sec.Secret == "" {
+			if prev, err := s.openDynamic(old.w); err == nil {
 				sec.Secret = prev.Secret
+			} else {
+				// Sealed under a key this relay no longer has: the
+				// registration repairs it, with a new secret, shown.
+				sec.Secret = NewSecret()
+				shown = sec.Secret
 			}
-		} else {
+		}
+		if !exists {
 			if n >= s.MaxPerTenant {
 				return nil, "", false, ErrLimit
 			}
@@ -791,14 +733,37 @@ func MergeOrder(order, rendered map[string]any, update FieldSet) error {
 }
 
 // ReduceOrder answers {"order": ...} with only the paths of respond; with
-// none, the whole order.
+// none, the whole order. Keys are written in sorted order.
 func ReduceOrder(order map[string]any, respond FieldSet) ([]byte, error) {
+	if respond.empty() {
+		return json.Marshal(map[string]any{"order": order})
+	}
+	kept := map[string]any{}
+	ok := true
+	for _, p := range respond.Fields {
+		ok = ok && pick(kept, order, p)
+	}
+	if len(respond.CustomFields) > 0 {
+		if cf, isObject := order["custom_fields"].(map[string]any); isObject {
+			keptCF, _ := kept["custom_fields"].(map[string]any)
+			if keptCF == nil {
+				keptCF = map[string]any{}
+			}
+			for _, p := range respond.CustomFields {
+				ok = ok && pick(keptCF, cf, p)
+			}
+			if len(keptCF) > 0 {
+				kept["custom_fields"] = keptCF
+			}
+		}
+	}
+	if ok {
+		return json.Marshal(map[string]any{"order": kept})
+	}
+	// A path through an array: transform.Select keeps array shapes.
 	whole, err := json.Marshal(map[string]any{"order": order})
 	if err != nil {
 		return nil, err
-	}
-	if respond.empty() {
-		return whole, nil
 	}
 	paths := make([]string, 0, len(respond.Fields)+len(respond.CustomFields))
 	for _, p := range respond.Fields {
@@ -815,6 +780,39 @@ func ReduceOrder(order map[string]any, respond FieldSet) ([]byte, error) {
 		return []byte(`{"order":{}}`), nil
 	}
 	return out, nil
+}
+
+// pick copies path (through objects only) from src into dst, making the
+// objects on the way; a path that is not in src is skipped. It returns
+// false when the path runs into an array, which it does not copy.
+func pick(dst, src map[string]any, path string) bool {
+	for {
+		seg, rest, more := strings.Cut(path, ".")
+		v, ok := src[seg]
+		if !ok {
+			return true
+		}
+		if !more {
+			dst[seg] = v
+			return true
+		}
+		switch next := v.(type) {
+		case map[string]any:
+			sub, isObject := dst[seg].(map[string]any)
+			if !isObject {
+				if _, present := dst[seg]; present {
+					return true // the whole value is kept already
+				}
+				sub = map[string]any{}
+				dst[seg] = sub
+			}
+			dst, src, path = sub, next, rest
+		case []any:
+			return false
+		default:
+			return true // a path into a scalar: not there
+		}
+	}
 }
 
 // getPath reads a dotted path of objects.
