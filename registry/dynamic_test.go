@@ -436,7 +436,7 @@ func TestDynamicTemplatesBounded(t *testing.T) {
 		case <-done:
 		case <-time.After(d):
 			t.Fatalf("%s did not end within %v: a merchant's template holds a CPU of every node for as long as it loops "+
-				"(registry/dynamic.go parseTenantTemplate parses without render limits)", what, d)
+				"(registry/dynamic.go TemplateLimits)", what, d)
 		}
 	}
 	check := func(t *testing.T, tmpl, what string) {
@@ -1007,6 +1007,63 @@ func TestDynamicExecute(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("an execution whose caller left took %v", took)
+	}
+}
+
+// TestDynamicSeedExamples: CONTRACT.md's worked example (KFC Web adds the
+// tip to the total) and KFC Venezuela's 3% tax on cash, registered and
+// executed against a merchant, with the templates' decimal arithmetic.
+func TestDynamicSeedExamples(t *testing.T) {
+	const tipTmpl = `{
+  "order": {
+    "order_id": {{ json .request.order.order_id }},
+    "total": "{{ add .request.order.total .result.tip }}",
+    "custom_fields": {"tip": {{ json .result.tip }}}
+  }
+}`
+	const taxTmpl = `{{- $order := .request.order -}}
+{{- $total := $order.total -}}
+{{- $tax := "0.00" -}}
+{{- if eq (default "" $order.payment_method) "CASH" -}}
+  {{- $tax = round (mul $order.total 0.03) 2 -}}
+  {{- $total = add $order.total $tax -}}
+{{- end -}}
+{"order": {"order_id": {{ json $order.order_id }}, "total": "{{ $total }}", "custom_fields": {"tax": "{{ $tax }}"}}}`
+	s := testSettings(t, newSealKey(t))
+	d := openDynEnv(t).node(t, s)
+	m := newMerchant(t, answerJSON(200, `{"uuid":"u-1","tip":"1.20"}`))
+	ctx := context.Background()
+	_, tipSecret, _, err := d.Register(ctx, "kfc-web", DynamicInput{EventName: "tip", URL: m.URL,
+		FieldsUpdate:     FieldSet{Fields: []string{"total"}, CustomFields: []string{"tip"}},
+		ResponseBody:     FieldSet{Fields: []string{"order_id", "total"}, CustomFields: []string{"tip"}},
+		ResponseTemplate: tipTmpl, ResponseData: json.RawMessage(`{"uuid":"u-1","tip":"1.20"}`), RequestData: json.RawMessage(tipOrder)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := mustExecute(t, d, "kfc-web", "tip", `{"order":{"order_id":"A1","total":"10.10","payment_method":"CARD","custom_fields":{}}}`)
+	if want := `{"order":{"custom_fields":{"tip":"1.20"},"order_id":"A1","total":"11.30"}}`; ex.Status != 200 || string(ex.Body) != want {
+		t.Fatalf("KFC Web: %d %s %s, want %s", ex.Status, ex.Body, ex.Detail, want)
+	}
+	verifyAnswer(t, ex, tipSecret)
+
+	if _, _, _, err := d.Register(ctx, "kfc-ve", DynamicInput{EventName: "tax", URL: m.URL,
+		FieldsUpdate:     FieldSet{Fields: []string{"total"}, CustomFields: []string{"tax"}},
+		ResponseBody:     FieldSet{Fields: []string{"order_id", "total"}, CustomFields: []string{"tax"}},
+		ResponseTemplate: taxTmpl, ResponseData: json.RawMessage(`{}`), RequestData: json.RawMessage(tipOrder)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ order, want string }{
+		{`{"order":{"order_id":"V1","total":"100.00","payment_method":"CASH"}}`,
+			`{"order":{"custom_fields":{"tax":"3.00"},"order_id":"V1","total":"103.00"}}`},
+		{`{"order":{"order_id":"V2","total":"10.55","payment_method":"CASH","custom_fields":{"note":"n"}}}`,
+			`{"order":{"custom_fields":{"tax":"0.32"},"order_id":"V2","total":"10.87"}}`},
+		{`{"order":{"order_id":"V3","total":"100.00","payment_method":"CARD"}}`,
+			`{"order":{"custom_fields":{"tax":"0.00"},"order_id":"V3","total":"100.00"}}`},
+	} {
+		ex := mustExecute(t, d, "kfc-ve", "tax", c.order)
+		if ex.Status != 200 || string(ex.Body) != c.want {
+			t.Errorf("KFC Venezuela over %s: %d %s %s, want %s", c.order, ex.Status, ex.Body, ex.Detail, c.want)
+		}
 	}
 }
 
