@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,26 @@ func (c *natsCluster) dynamicKVLeader() int {
 		}
 	}
 	return -1
+}
+
+// queueServer returns the URL of the NATS server the node's queue last
+// connected to, from its log; "" when it logged none.
+func (n *hubNode) queueServer() string {
+	n.mu.Lock()
+	log := n.runs[len(n.runs)-1].Log()
+	n.mu.Unlock()
+	server := ""
+	for line := range strings.Lines(log) {
+		var entry struct {
+			Msg    string `json:"msg"`
+			Server string `json:"server"`
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Server != "" &&
+			(entry.Msg == "queue connected" || entry.Msg == "queue connection restored") {
+			server = entry.Server
+		}
+	}
+	return server
 }
 
 // execute runs the tenant's webhook of event on the node and returns
@@ -203,18 +224,20 @@ func TestClusterDynamicWebhook(t *testing.T) {
 		t.Errorf("8 deletes racing through both nodes answered %v (status: count), want one 204 and 404s or 409s, never 503", deleted2)
 	}
 
-	// One NATS server down: the one leading the bucket, the worst one to
-	// lose. Registration and execution work again once the other two
-	// have re-elected, and a webhook registered before still runs.
+	// One NATS server down: the one node a's queue is connected to. A
+	// webhook registered before still runs, registration works again once
+	// the cluster has re-elected, and node a executes a webhook
+	// registered through node b.
 	before := register(a, "before")
-	victim := -1
-	testutil.WaitFor(t, 30*time.Second, "a leader of the dynamic webhooks' bucket", func() bool {
-		victim = c.dynamicKVLeader()
-		return victim >= 0
-	})
+	victim := slices.Index(c.urls(), a.queueServer())
+	if victim < 0 {
+		t.Fatalf("node a's queue server %q is none of %v", a.queueServer(), c.urls())
+	}
+	leader := c.dynamicKVLeader()
 	c.shutdown(victim)
 	down := time.Now()
-	t.Logf("shut down nats server %d, the leader of the dynamic webhooks' bucket", victim+1)
+	t.Logf("shut down nats server %d, node a's (node b's: %s; the bucket's leader: server %d)",
+		victim+1, b.queueServer(), leader+1)
 	var after string
 	testutil.WaitFor(t, 60*time.Second, "a registration through node b with a NATS server down", func() bool {
 		status, body := b.api(t, acmeToken).call(http.MethodPost, hooks, dynamicRegistration("after", merchant.URL+"/after"))
@@ -230,17 +253,25 @@ func TestClusterDynamicWebhook(t *testing.T) {
 		}
 		return false
 	})
-	t.Logf("registered through node b %v after the NATS server went down", time.Since(down).Round(time.Millisecond))
-	// The node's watch of the bucket may have to recover from the lost
-	// server first: this has been seen to take 15s, not the second it
-	// takes otherwise.
 	registeredAfter := time.Now()
+	t.Logf("registered through node b %v after the NATS server went down", registeredAfter.Sub(down).Round(time.Millisecond))
 	testutil.WaitFor(t, 60*time.Second, "node a to execute the webhook registered through node b with a NATS server down", func() bool {
 		status, h, body = a.api(t, acmeToken).execute("after")
 		return status != http.StatusNotFound
 	})
-	t.Logf("node a executed it %v after the registration", time.Since(registeredAfter).Round(time.Millisecond))
+	took := time.Since(registeredAfter)
+	t.Logf("node a executed it %v after the registration", took.Round(time.Millisecond))
+	if took > liveWithin {
+		// Seen in about a third of the runs, 15s to 20s: the node's
+		// watch of the bucket stalls after the reconnection until
+		// nats.go notices missed heartbeats. Logged, not failed, since
+		// it does not happen every time.
+		t.Logf("STALL: node a, whose NATS server went down, executed the webhook registered through node b %v after the registration "+
+			"(404 until then); the registry promises %v", took.Round(time.Millisecond), liveWithin)
+	}
 	checkAnswer(a, after, status, h, body)
 	status, h, body = b.api(t, acmeToken).execute("before")
 	checkAnswer(b, before, status, h, body)
+	status, h, body = a.api(t, acmeToken).execute("before")
+	checkAnswer(a, before, status, h, body)
 }
