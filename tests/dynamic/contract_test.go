@@ -45,9 +45,15 @@ func TestContractWorkedExample(t *testing.T) {
 	start(t, config{})
 	secret := kfc.register(t, workedRegistration(shop.URL+"/tip"), http.StatusCreated)
 
-	got := kfc.mustExecute(t, "set_tip", secret, workedOrder)
-	if string(got) != workedResult {
-		t.Errorf("execute answered %s, want exactly %s", got, workedResult)
+	a := kfc.execute(t, "set_tip", workedOrder)
+	if a.status != http.StatusOK || string(a.body) != workedResult {
+		t.Errorf("execute answered %s, want exactly 200 %s", a, workedResult)
+	}
+	if err := verify(t, secret, a.body, a.header); err != nil {
+		t.Errorf("the answer is not signed with the secret the registration showed: %v (headers %v)", err, a.header)
+	}
+	if ct := a.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("the answer's Content-Type is %q", ct)
 	}
 
 	calls := shop.Got()
@@ -66,6 +72,9 @@ func TestContractWorkedExample(t *testing.T) {
 	}
 	if err := verify(t, secret, c.Body, c.Header); err != nil {
 		t.Errorf("the merchant's call is not signed with the webhook's secret: %v (headers %v)", err, c.Header)
+	}
+	if id := c.Header.Get("webhook-id"); id == "" || id != a.header.Get("webhook-id") {
+		t.Errorf("the call's webhook-id is %q and the answer's %q, want the same", id, a.header.Get("webhook-id"))
 	}
 }
 
@@ -90,4 +99,35 @@ func TestOnlyFieldsUpdateMerged(t *testing.T) {
 	order := `{"order":{"order_id":"A1","total":"10.10","payment_method":"CARD","items":[{"sku":"k-1","qty":2}],"custom_fields":{"note":"sin cebolla"}}}`
 	got := kfc.mustExecute(t, "set_tip", secret, order)
 	sameJSON(t, "execute", got, `{"order":{"order_id":"A1","total":"11.30","payment_method":"CARD","items":[{"sku":"k-1","qty":2}],"custom_fields":{"note":"sin cebolla","tip":"1.20"}}}`)
+}
+
+// TestMergePaths: fields_update paths are dotted paths in the order (and
+// in its custom_fields): only the leaf listed is replaced, its siblings
+// stay; a listed path the template does not set is left as it was; an
+// order without custom_fields gets them; response_body keeps only the
+// listed leaves.
+func TestMergePaths(t *testing.T) {
+	shop := fixedMerchant(t, `{"uuid":"u-1","tip":"1.20","level":"gold"}`)
+	start(t, config{})
+	reg := workedRegistration(shop.URL + "/tip")
+	reg["fields_update"] = map[string]any{
+		"fields":        []string{"amounts.total", "amounts.discount", "status"},
+		"custom_fields": []string{"tip", "loyalty.level"},
+	}
+	reg["response_body"] = map[string]any{
+		"fields":        []string{"order_id", "amounts.total", "amounts.subtotal", "status"},
+		"custom_fields": []string{"tip", "loyalty"},
+	}
+	reg["response_template"] = `{"order": {
+  "amounts": {"total": "{{ add .request.order.amounts.total .result.tip }}", "subtotal": "0.00"},
+  "custom_fields": {"tip": {{ json .result.tip }}, "loyalty": {"level": {{ json .result.level }}, "points": 99}}
+}}`
+	reg["request_data"] = json.RawMessage(`{"order":{"order_id":"A1","amounts":{"subtotal":"9.00","total":"10.10"}}}`)
+	reg["response_data"] = `{"uuid":"u-1","tip":"1.20","level":"gold"}`
+	secret := kfc.register(t, reg, http.StatusCreated)
+
+	got := kfc.mustExecute(t, "set_tip", secret,
+		`{"order":{"order_id":"A1","status":"OPEN","amounts":{"subtotal":"9.00","tax":"1.10","total":"10.10"}}}`)
+	sameJSON(t, "nested paths", got,
+		`{"order":{"order_id":"A1","status":"OPEN","amounts":{"subtotal":"9.00","total":"11.30"},"custom_fields":{"tip":"1.20","loyalty":{"level":"gold"}}}}`)
 }
