@@ -57,6 +57,13 @@ var (
 		Help:      "Messages moved to the dead-letter stream, by destination. " + destinationLabelHelp,
 	}, []string{"destination"})
 
+	dynamicExecutions = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "hookrelay",
+		Name:      "dynamic_execution_duration_seconds",
+		Help:      "Executions of merchants' dynamic webhooks (the merchant's call included), by the status they were answered with.",
+		Buckets:   prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	}, []string{"code"})
+
 	deadLettersDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "hookrelay",
 		Name:      "dead_letters_dropped_total",
@@ -64,7 +71,8 @@ var (
 	})
 )
 
-var collectors = []prometheus.Collector{ingressRequests, eventsEnqueued, deliveryAttempts, attemptSeconds, deadLetters, deadLettersDropped, engineCollector{}}
+var collectors = []prometheus.Collector{ingressRequests, eventsEnqueued, deliveryAttempts, attemptSeconds, deadLetters,
+	deadLettersDropped, dynamicExecutions, engineCollector{}}
 
 // registerMetrics registers the collectors with the config's registry;
 // a collector already registered there is fine.
@@ -156,6 +164,10 @@ func (s *webhookSeries) prune(keep func(name string) bool) {
 // observeIngress counts an inbound request by the status it got.
 func observeIngress(_ *http.Request, status int) {
 	ingressRequests.WithLabelValues(strconv.Itoa(status)).Inc()
+}
+
+func observeExecution(status int, took time.Duration) {
+	dynamicExecutions.WithLabelValues(strconv.Itoa(status)).Observe(took.Seconds())
 }
 
 func observeEnqueued(n int) { eventsEnqueued.Add(float64(n)) }

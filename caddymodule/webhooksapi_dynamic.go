@@ -227,6 +227,7 @@ func (h *WebhooksAPI) dynamicExecute(c *merchantCall) *apiFailure {
 			detail: `order is required and must be an object: the body is {"order": {...}}.`, pointer: "/order"}}}
 	}
 	id := newMessageID()
+	start := time.Now()
 	ex, err := c.dyn.Execute(c.r.Context(), c.merchant, c.event, id, body, doc)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
@@ -251,6 +252,7 @@ func (h *WebhooksAPI) dynamicExecute(c *merchantCall) *apiFailure {
 		hd.Set("webhook-signature", sig)
 	}
 	writeJSON(c.w, ex.Status, out)
+	observeExecution(ex.Status, time.Since(start))
 	return nil
 }
 

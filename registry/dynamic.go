@@ -475,6 +475,7 @@ func (s *Settings) dynamicRun(w *DynamicWebhook, log *zap.Logger) (*dynRun, erro
 		return nil, err
 	}
 	run := &dynRun{signer: dest.Signer}
+	log = log.With(zap.String("merchant", w.Merchant), zap.String("event_name", w.EventName))
 	run.call = call.Caller{Dest: dest, Client: s.Client, Timeout: time.Duration(w.Timeout), Log: log,
 		Shape: shapeOrder(w.FieldsUpdate, w.ResponseBody)}
 	if w.ResponseTemplate != "" {
@@ -790,14 +791,37 @@ func MergeOrder(order, rendered map[string]any, update FieldSet) error {
 }
 
 // ReduceOrder answers {"order": ...} with only the paths of respond; with
-// none, the whole order.
+// none, the whole order. Keys are written in sorted order.
 func ReduceOrder(order map[string]any, respond FieldSet) ([]byte, error) {
+	if respond.empty() {
+		return json.Marshal(map[string]any{"order": order})
+	}
+	kept := map[string]any{}
+	ok := true
+	for _, p := range respond.Fields {
+		ok = ok && pick(kept, order, p)
+	}
+	if len(respond.CustomFields) > 0 {
+		if cf, isObject := order["custom_fields"].(map[string]any); isObject {
+			keptCF, _ := kept["custom_fields"].(map[string]any)
+			if keptCF == nil {
+				keptCF = map[string]any{}
+			}
+			for _, p := range respond.CustomFields {
+				ok = ok && pick(keptCF, cf, p)
+			}
+			if len(keptCF) > 0 {
+				kept["custom_fields"] = keptCF
+			}
+		}
+	}
+	if ok {
+		return json.Marshal(map[string]any{"order": kept})
+	}
+	// A path through an array: transform.Select keeps array shapes.
 	whole, err := json.Marshal(map[string]any{"order": order})
 	if err != nil {
 		return nil, err
-	}
-	if respond.empty() {
-		return whole, nil
 	}
 	paths := make([]string, 0, len(respond.Fields)+len(respond.CustomFields))
 	for _, p := range respond.Fields {
@@ -814,6 +838,39 @@ func ReduceOrder(order map[string]any, respond FieldSet) ([]byte, error) {
 		return []byte(`{"order":{}}`), nil
 	}
 	return out, nil
+}
+
+// pick copies path (through objects only) from src into dst, making the
+// objects on the way; a path that is not in src is skipped. It returns
+// false when the path runs into an array, which it does not copy.
+func pick(dst, src map[string]any, path string) bool {
+	for {
+		seg, rest, more := strings.Cut(path, ".")
+		v, ok := src[seg]
+		if !ok {
+			return true
+		}
+		if !more {
+			dst[seg] = v
+			return true
+		}
+		switch next := v.(type) {
+		case map[string]any:
+			sub, isObject := dst[seg].(map[string]any)
+			if !isObject {
+				if _, present := dst[seg]; present {
+					return true // the whole value is kept already
+				}
+				sub = map[string]any{}
+				dst[seg] = sub
+			}
+			dst, src, path = sub, next, rest
+		case []any:
+			return false
+		default:
+			return true // a path into a scalar: not there
+		}
+	}
 }
 
 // getPath reads a dotted path of objects.
