@@ -99,6 +99,15 @@ func TestOnlyFieldsUpdateMerged(t *testing.T) {
 	order := `{"order":{"order_id":"A1","total":"10.10","payment_method":"CARD","items":[{"sku":"k-1","qty":2}],"custom_fields":{"note":"sin cebolla"}}}`
 	got := kfc.mustExecute(t, "set_tip", secret, order)
 	sameJSON(t, "execute", got, `{"order":{"order_id":"A1","total":"11.30","payment_method":"CARD","items":[{"sku":"k-1","qty":2}],"custom_fields":{"note":"sin cebolla","tip":"1.20"}}}`)
+
+	// Numbers the order holds come back as they were: never through a float.
+	order = `{"order":{"order_id":"A2","customer_id":123456789012345678901,"weight":1.50,"total":"10.10","custom_fields":{}}}`
+	got = kfc.mustExecute(t, "set_tip", secret, order)
+	for _, n := range []string{`"customer_id":123456789012345678901`, `"weight":1.50`} {
+		if !strings.Contains(string(got), n) {
+			t.Errorf("execute answered %s, want it to hold %s as it was sent", got, n)
+		}
+	}
 }
 
 // TestMergePaths: fields_update paths are dotted paths in the order (and
