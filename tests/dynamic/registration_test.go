@@ -3,6 +3,7 @@ package dynamic
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,6 +109,21 @@ func TestRegistrationRefused(t *testing.T) {
 			refused(t, a, http.StatusUnprocessableEntity, "/response_template")
 		})
 	}
+
+	// The registry's limits, tighter than a config template's: 100ms and
+	// 1 MiB of output per render.
+	t.Run("a render over 100ms", func(t *testing.T) {
+		a := kfc.call(t, http.MethodPost, "", template("{{ range 100000000000 }}{{ end }}{\"order\":{}}"))
+		if a.took > 700*time.Millisecond {
+			t.Errorf("the loop was stopped after %v, want about 100ms", a.took)
+		}
+		refused(t, a, http.StatusUnprocessableEntity, "/response_template")
+	})
+	t.Run("output over 1 MiB", func(t *testing.T) {
+		// 2 MB of valid JSON, quickly.
+		a := kfc.call(t, http.MethodPost, "", template(`{"order":{"pad":"{{ range 20000 }}`+strings.Repeat("x", 100)+`{{ end }}"}}`))
+		refused(t, a, http.StatusUnprocessableEntity, "/response_template")
+	})
 
 	// Not JSON at all is a 400.
 	if a := kfc.call(t, http.MethodPost, "", `{"event_name": "x",`); a.status != http.StatusBadRequest {
