@@ -41,8 +41,9 @@ func (h *WebhooksAPI) serveMerchant(w http.ResponseWriter, r *http.Request, tena
 	switch {
 	case sub == "webhooks":
 	case strings.HasPrefix(sub, "webhooks/"):
-		event, action, _ = strings.Cut(strings.TrimPrefix(sub, "webhooks/"), "/")
-		if event == "" || action != "" && action != "execute" {
+		var slash bool
+		event, action, slash = strings.Cut(strings.TrimPrefix(sub, "webhooks/"), "/")
+		if event == "" || slash && action != "execute" {
 			return failure(http.StatusNotFound, "There is no API resource at this path.")
 		}
 	default:

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,10 +42,15 @@ const (
 	maxFieldPathLen = 256
 )
 
+// TemplateLimits bound every render of a template a merchant registered:
+// a template that loops, or grows a value, without end is stopped with an
+// error.
+var TemplateLimits = transform.Limits{Time: 100 * time.Millisecond, Output: 1 << 20}
+
 // parseTenantTemplate parses a template a merchant registered, with the
-// limits that bound each of its renders. TODO(limits)
+// limits that bound each of its renders.
 func parseTenantTemplate(name, text string) (*transform.Template, error) {
-	return transform.Parse(name, text)
+	return transform.ParseLimited(name, text, TemplateLimits)
 }
 
 // FieldSet lists order fields: Fields are dotted paths in the order,
@@ -311,17 +315,10 @@ type Dynamic struct {
 	kv  jetstream.KeyValue
 	log *zap.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu        sync.RWMutex
+	mirror    // its mu guards the fields below
 	settings  Settings
 	hooks     map[string]*dynEntry // by key
 	merchants map[string]int       // webhooks per merchant
-	rev       uint64
-	ready     bool
-	changed   chan struct{}
 }
 
 // dynEntry is one dynamic webhook as this node runs it.
@@ -349,29 +346,21 @@ func OpenDynamic(ctx context.Context, kv jetstream.KeyValue, settings Settings, 
 	if log == nil {
 		log = zap.NewNop()
 	}
-	rctx, cancel := context.WithCancel(context.Background())
 	d := &Dynamic{
 		kv: kv, log: log,
-		ctx: rctx, cancel: cancel, done: make(chan struct{}),
 		settings:  settings,
 		hooks:     make(map[string]*dynEntry),
 		merchants: make(map[string]int),
-		changed:   make(chan struct{}),
 	}
-	w, err := kv.WatchAll(rctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if err := d.follow(ctx, kv, d.apply); err != nil {
+		return nil, err
 	}
-	go d.watch(w)
-	d.waitUntil(ctx, func() bool { return d.ready })
 	return d, nil
 }
 
 // Close stops watching.
 func (d *Dynamic) Close() {
-	d.cancel()
-	<-d.done
+	d.stop()
 }
 
 // Configure applies a reload's settings to every dynamic webhook.
@@ -396,36 +385,8 @@ func (d *Dynamic) Len() int {
 	return len(d.hooks)
 }
 
-func (d *Dynamic) watch(w jetstream.KeyWatcher) {
-	defer close(d.done)
-	defer w.Stop()
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case kve, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			d.apply(kve)
-		}
-	}
-}
-
+// apply takes one bucket entry, under mu.
 func (d *Dynamic) apply(kve jetstream.KeyValueEntry) {
-	d.mu.Lock()
-	defer func() {
-		close(d.changed)
-		d.changed = make(chan struct{})
-		d.mu.Unlock()
-	}()
-	if kve == nil {
-		d.ready = true
-		return
-	}
-	if kve.Revision() > d.rev {
-		d.rev = kve.Revision()
-	}
 	k := kve.Key()
 	if old, ok := d.hooks[k]; ok {
 		if d.merchants[old.w.Merchant]--; d.merchants[old.w.Merchant] <= 0 {
@@ -513,29 +474,6 @@ func (s *Settings) openDynamic(w *DynamicWebhook) (*Secrets, error) {
 	return &sec, nil
 }
 
-func (d *Dynamic) waitUntil(ctx context.Context, cond func() bool) {
-	for {
-		d.mu.RLock()
-		ok, ch := cond(), d.changed
-		d.mu.RUnlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// waitRev waits, at most 5s, until this node applied revision rev.
-func (d *Dynamic) waitRev(ctx context.Context, rev uint64) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	d.waitUntil(ctx, func() bool { return d.rev >= rev })
-}
-
 // Register stores merchant's dynamic webhook for in.EventName, replacing
 // the one of the same event name. It returns the webhook, its signing
 // secret when it was made now (empty when an earlier one is kept), and
@@ -570,14 +508,18 @@ func (d *Dynamic) Register(ctx context.Context, merchant string, in DynamicInput
 		shown := ""
 		if exists {
 			w.CreatedAt = old.w.CreatedAt
-			if sec.Secret == "" {
-				prev, err := s.openDynamic(old.w)
-				if err != nil {
-					return nil, "", false, err
-				}
+		}
+		if exists && sec.Secret == "" {
+			if prev, err := s.openDynamic(old.w); err == nil {
 				sec.Secret = prev.Secret
+			} else {
+				// Sealed under a key this relay no longer has: the
+				// registration repairs it, with a new secret, shown.
+				sec.Secret = NewSecret()
+				shown = sec.Secret
 			}
-		} else {
+		}
+		if !exists {
 			if n >= s.MaxPerTenant {
 				return nil, "", false, ErrLimit
 			}

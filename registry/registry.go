@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,18 +53,11 @@ type Registry struct {
 	eng Engine
 	log *zap.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu       sync.RWMutex
+	mirror   // its mu guards the fields below
 	settings Settings
 	hooks    map[uint64]*entry
 	topics   TopicIndex
 	tenants  map[string]int // webhooks per tenant
-	rev      uint64         // the last bucket revision applied
-	ready    bool           // the initial values are applied
-	changed  chan struct{}  // closed and replaced whenever rev moves
 }
 
 // entry is one webhook as this node runs it.
@@ -90,31 +82,22 @@ func Open(ctx context.Context, kv jetstream.KeyValue, eng Engine, settings Setti
 	if log == nil {
 		log = zap.NewNop()
 	}
-	rctx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
 		kv: kv, eng: eng, log: log,
-		ctx: rctx, cancel: cancel, done: make(chan struct{}),
 		settings: settings,
 		hooks:    make(map[uint64]*entry),
 		tenants:  make(map[string]int),
-		changed:  make(chan struct{}),
 	}
-	w, err := kv.WatchAll(rctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if err := r.follow(ctx, kv, r.apply); err != nil {
+		return nil, err
 	}
-	go r.watch(w)
-	// Past ctx, the webhooks go on loading in the background.
-	r.waitUntil(ctx, func() bool { return r.ready })
 	return r, nil
 }
 
 // Close stops watching and stops this node's webhooks; what they hold
 // stays queued.
 func (r *Registry) Close() {
-	r.cancel()
-	<-r.done
+	r.stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, e := range r.hooks {
@@ -147,39 +130,8 @@ func (r *Registry) Settings() Settings {
 	return r.settings
 }
 
-// watch applies the bucket's changes until Close. The watcher
-// re-subscribes by itself after a disconnection.
-func (r *Registry) watch(w jetstream.KeyWatcher) {
-	defer close(r.done)
-	defer w.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case kve, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			r.apply(kve)
-		}
-	}
-}
-
-// apply takes one bucket entry, or the nil that ends the initial values.
+// apply takes one bucket entry, under mu.
 func (r *Registry) apply(kve jetstream.KeyValueEntry) {
-	r.mu.Lock()
-	defer func() {
-		close(r.changed)
-		r.changed = make(chan struct{})
-		r.mu.Unlock()
-	}()
-	if kve == nil {
-		r.ready = true
-		return
-	}
-	if kve.Revision() > r.rev {
-		r.rev = kve.Revision()
-	}
 	id, ok := parseKey(kve.Key())
 	if !ok {
 		return
@@ -321,33 +273,6 @@ func newID() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return 1_000_000_000 + binary.BigEndian.Uint64(b[:])%9_000_000_000
-}
-
-// waitRev waits, at most 5s, until this node applied revision rev, so
-// that a caller reads its own write and the webhook runs here before it
-// is answered.
-func (r *Registry) waitRev(ctx context.Context, rev uint64) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	r.waitUntil(ctx, func() bool { return r.rev >= rev })
-}
-
-// waitUntil waits until cond, read under the registry's lock, holds after
-// some change the watcher applied, or until ctx ends.
-func (r *Registry) waitUntil(ctx context.Context, cond func() bool) {
-	for {
-		r.mu.RLock()
-		ok, ch := cond(), r.changed
-		r.mu.RUnlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // Create registers a webhook for tenant. It returns the webhook and its

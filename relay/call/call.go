@@ -169,7 +169,7 @@ func (c *Caller) Answer(ctx context.Context, request []byte, doc any, x Exchange
 		out := x.Body
 		if c.Response != nil {
 			var err error
-			if out, err = c.Response.Render(ReplyData(reqData(), x.Status, result, "")); err != nil {
+			if out, err = c.Response.RenderContext(ctx, ReplyData(reqData(), x.Status, result, "")); err != nil {
 				c.warn("the destination's reply does not fit response_template", x, err)
 				return c.failure(ctx, reqData, http.StatusBadGateway, x, result, ErrTransform)
 			}
@@ -199,7 +199,7 @@ func (c *Caller) failure(ctx context.Context, request func() any, status int, x 
 		c.warn("the call failed", x, nil)
 	}
 	if c.Error != nil {
-		out, err := c.Error.Render(ReplyData(request(), x.Status, result, errText))
+		out, err := c.Error.RenderContext(ctx, ReplyData(request(), x.Status, result, errText))
 		if err == nil {
 			return Answer{Status: status, Body: out}
 		}

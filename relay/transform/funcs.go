@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,18 +14,31 @@ import (
 
 // Funcs returns the functions templates can call besides text/template's
 // builtins: json, default, upper, lower, date, dict, list and index (which
-// replaces the builtin). The package documentation describes each one. The
-// map is a fresh copy.
-func Funcs() template.FuncMap {
+// replaces the builtin), and the decimal arithmetic add, sub, mul, div,
+// round, cmp, min and max. The package documentation describes each one.
+// The map is a fresh copy; its functions are not bound to a render's limits
+// (json builds at most MaxOutput bytes).
+func Funcs() template.FuncMap { return documented(nil) }
+
+// documented returns the documented functions, bound to s.
+func documented(s *renderState) template.FuncMap {
 	return template.FuncMap{
-		"json":    jsonFunc,
+		"json":    s.json,
 		"default": defaultFunc,
-		"upper":   upperFunc,
-		"lower":   lowerFunc,
-		"date":    dateFunc,
-		"dict":    dictFunc,
-		"list":    listFunc,
+		"upper":   s.upper,
+		"lower":   s.lower,
+		"date":    s.date,
+		"dict":    s.dict,
+		"list":    s.list,
 		"index":   indexFunc,
+		"add":     s.add,
+		"sub":     s.sub,
+		"mul":     s.mul,
+		"div":     s.div,
+		"round":   s.round,
+		"cmp":     cmpFunc,
+		"min":     s.min,
+		"max":     s.max,
 	}
 }
 
@@ -35,43 +47,31 @@ func Funcs() template.FuncMap {
 const (
 	emitFunc = "hookrelay_emit"
 	optFunc  = "hookrelay_opt"
+	tickFunc = "hookrelay_tick"
 )
 
-// funcMap is what Parse installs: the documented set and the hidden helpers.
-var funcMap = func() template.FuncMap {
-	m := Funcs()
+// allFuncs is what a template runs with: the documented set, the hidden
+// helpers, and bounded replacements of the builtins that build text or
+// print values (see limits.go and compare.go), all bound to s.
+func allFuncs(s *renderState) template.FuncMap {
+	m := documented(s)
 	m[emitFunc] = emit
 	m[optFunc] = optional
+	m[tickFunc] = s.tick
+	m["print"] = s.print
+	m["printf"] = s.printf
+	m["println"] = s.println
+	m["html"] = s.html
+	m["js"] = s.js
+	m["urlquery"] = s.urlquery
+	m["eq"] = eqFunc
+	m["ne"] = neFunc
 	return m
-}()
-
-// jsonFunc marshals v as JSON without HTML escaping.
-func jsonFunc(v any) (string, error) {
-	e := encoders.Get().(*encoder)
-	defer func() {
-		if e.buf.Cap() <= maxPooled {
-			encoders.Put(e)
-		}
-	}()
-	e.buf.Reset()
-	if err := e.enc.Encode(v); err != nil {
-		return "", err
-	}
-	return string(bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'})), nil
 }
 
-// encoder is a reusable JSON encoder without HTML escaping.
-type encoder struct {
-	buf bytes.Buffer
-	enc *json.Encoder
-}
-
-var encoders = sync.Pool{New: func() any {
-	e := new(encoder)
-	e.enc = json.NewEncoder(&e.buf)
-	e.enc.SetEscapeHTML(false)
-	return e
-}}
+// funcMap is what Parse installs; each render runs on a clone whose
+// functions are bound to its state (Template.RenderContext).
+var funcMap = allFuncs(nil)
 
 // defaultFunc returns def when v is empty (see isEmpty), else v. The value
 // comes last so that it can be piped: {{ .x | default "y" }}.
@@ -104,16 +104,6 @@ func isEmpty(v any) bool {
 		return rv.IsNil()
 	}
 	return false
-}
-
-func upperFunc(v any) (string, error) {
-	s, err := text(v)
-	return strings.ToUpper(s), err
-}
-
-func lowerFunc(v any) (string, error) {
-	s, err := text(v)
-	return strings.ToLower(s), err
 }
 
 // text turns a scalar into its text. null, objects and arrays are errors.
@@ -199,14 +189,6 @@ func dictFunc(kv ...any) (map[string]any, error) {
 	return m, nil
 }
 
-// listFunc builds an array.
-func listFunc(v ...any) []any {
-	if v == nil {
-		return []any{}
-	}
-	return v
-}
-
 // indexFunc looks v up by keys: a string key is a dotted path, an integer
 // key an array index. A missing path gives nil.
 func indexFunc(v any, keys ...any) (any, error) {
@@ -221,6 +203,8 @@ func indexFunc(v any, keys ...any) (any, error) {
 			v = elem(v, k)
 		case json.Number:
 			v = walkPath(v, string(k))
+		case Number:
+			v = walkPath(v, k.String())
 		default:
 			rk := reflect.ValueOf(k)
 			switch {
@@ -387,7 +371,7 @@ func describe(v any) string {
 		return "an array"
 	case string:
 		return "a string"
-	case json.Number:
+	case json.Number, Number:
 		return "a number"
 	case bool:
 		return "a bool"

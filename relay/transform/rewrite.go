@@ -20,7 +20,11 @@ import (
 //     it is an argument of default/and/or/not, is piped into one of them, or
 //     is the whole condition of if/with/range, becomes
 //     (hookrelay_opt <receiver> "a" "b"), which yields nil where
-//     missingkey=error would fail.
+//     missingkey=error would fail;
+//   - every range body and every {{define}}d template starts with
+//     {{if hookrelay_tick}}{{end}}, which stops a render that runs past its
+//     time limit or whose context ended: text/template cannot be
+//     interrupted, and only loops and template calls can run long.
 //
 // New nodes take the position of the node they replace, so error messages
 // keep pointing at the right line.
@@ -38,8 +42,30 @@ func rewrite(t *template.Template) {
 	for _, tt := range t.Templates() {
 		if tt.Tree != nil && tt.Root != nil {
 			rewriteNode(tt.Root)
+			if tt.Name() != t.Name() {
+				prependTick(tt.Root)
+			}
 		}
 	}
+}
+
+// prependTick puts {{if hookrelay_tick}}{{end}} first in l. An if prints
+// nothing and keeps no variable; hookrelay_tick returns struct{}, which is
+// true, and the if's body is empty.
+func prependTick(l *parse.ListNode) {
+	pos := l.Position()
+	if len(l.Nodes) > 0 {
+		pos = l.Nodes[0].Position()
+	}
+	tick := &parse.IfNode{BranchNode: parse.BranchNode{
+		NodeType: parse.NodeIf,
+		Pos:      pos,
+		Pipe: &parse.PipeNode{NodeType: parse.NodePipe, Pos: pos, Cmds: []*parse.CommandNode{{
+			NodeType: parse.NodeCommand, Pos: pos, Args: []parse.Node{identifier(tickFunc, pos)},
+		}}},
+		List: &parse.ListNode{NodeType: parse.NodeList, Pos: pos},
+	}}
+	l.Nodes = slices.Insert(l.Nodes, 0, parse.Node(tick))
 }
 
 func rewriteNode(n parse.Node) {
@@ -68,6 +94,10 @@ func rewriteNode(n parse.Node) {
 		rewriteBranch(&n.BranchNode)
 	case *parse.RangeNode:
 		rewriteBranch(&n.BranchNode)
+		if n.List == nil {
+			n.List = &parse.ListNode{NodeType: parse.NodeList, Pos: n.Pos}
+		}
+		prependTick(n.List)
 	case *parse.TemplateNode:
 		if n.Pipe != nil {
 			rewritePipe(n.Pipe)
@@ -75,12 +105,16 @@ func rewriteNode(n parse.Node) {
 	}
 }
 
-// textFuncs always return a string (or an int, for len): an action that
-// ends with one of them needs no emit check, which saves a reflective call.
+// textFuncs always return a string (or an int, for len and cmp, or a
+// Number): an action that ends with one of them needs no emit check, which
+// saves a reflective call. print, printf, println, html, js and urlquery
+// are the bounded versions of limits.go.
 var textFuncs = map[string]bool{
 	"json": true, "upper": true, "lower": true, "date": true,
 	"print": true, "printf": true, "println": true, "len": true,
 	"html": true, "js": true, "urlquery": true,
+	"add": true, "sub": true, "mul": true, "div": true, "round": true,
+	"cmp": true, "min": true, "max": true,
 }
 
 func printsText(p *parse.PipeNode) bool {

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,22 +14,33 @@ import (
 	"unicode/utf8"
 )
 
-// MaxOutput is the largest output, in bytes, a render may produce. A render
-// that writes more stops with a *RenderError instead of growing without
-// bound.
+// MaxOutput is the default output limit (DefaultLimits.Output), in bytes:
+// a render that writes more stops with a *RenderError instead of growing
+// without bound.
 const MaxOutput = 10 << 20
 
 // Template is a parsed body template. It is safe for concurrent use.
 type Template struct {
-	name string
-	tmpl *template.Template
+	name   string
+	tmpl   *template.Template
+	limits Limits
+	// clones holds copies of tmpl whose functions are bound to their own
+	// renderState, one per concurrent render (see RenderContext).
+	clones sync.Pool
 }
 
 // Parse parses a template named name (the file name or the config key; it
 // appears in every error) with the function set described in the package
-// documentation and missingkey=error. A syntax error or an unknown function
-// is a *ParseError naming the template and the line.
+// documentation and missingkey=error, to render within DefaultLimits. A
+// syntax error or an unknown function is a *ParseError naming the template
+// and the line.
 func Parse(name, text string) (*Template, error) {
+	return ParseLimited(name, text, DefaultLimits)
+}
+
+// ParseLimited is Parse with the limits every render of the template keeps
+// to; a zero field of l takes its value from DefaultLimits.
+func ParseLimited(name, text string, l Limits) (*Template, error) {
 	tmpl, err := template.New(name).Option("missingkey=error").Funcs(funcMap).Parse(text)
 	if err != nil {
 		line, reason := splitLocation(err.Error(), name)
@@ -38,33 +50,71 @@ func Parse(name, text string) (*Template, error) {
 		return nil, err
 	}
 	rewrite(tmpl)
-	return &Template{name: name, tmpl: tmpl}, nil
+	t := &Template{name: name, tmpl: tmpl, limits: l.withDefaults()}
+	t.clones.New = func() any { return t.newClone() }
+	return t, nil
+}
+
+// clone is a copy of a Template's text/template whose bounded functions
+// share st, with the buffer its render writes to.
+type clone struct {
+	tmpl *template.Template
+	st   *renderState
+	buf  bytes.Buffer
+	w    limitWriter
+}
+
+func (t *Template) newClone() any {
+	tmpl, err := t.tmpl.Clone()
+	if err != nil { // text/template's Clone does not fail
+		panic(err)
+	}
+	c := &clone{tmpl: tmpl, st: newRenderState(t.limits)}
+	tmpl.Funcs(allFuncs(c.st))
+	c.w = limitWriter{buf: &c.buf, limit: t.limits.Output}
+	return c
 }
 
 // Name returns the name the template was parsed with.
 func (t *Template) Name() string { return t.name }
 
-// Render executes the template over data (usually what DecodeJSON returned)
-// and returns its output compacted, after checking that it is one valid JSON
-// value in UTF-8 and at most MaxOutput bytes. Every failure is a
+// Render is RenderContext without a context: it stops only at the
+// template's limits.
+func (t *Template) Render(data any) ([]byte, error) {
+	return t.RenderContext(context.Background(), data)
+}
+
+// RenderContext executes the template over data (usually what DecodeJSON
+// returned) and returns its output compacted, after checking that it is one
+// valid JSON value in UTF-8 within the output limit. Every failure is a
 // *RenderError; a panic inside the template machinery is recovered into one.
-func (t *Template) Render(data any) (out []byte, err error) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
+//
+// A render stops with a *RenderError when it runs past the time limit, when
+// ctx is done (the error then wraps ctx.Err()), or when its functions build
+// too much (see Limits): a template cannot loop or grow without bound.
+func (t *Template) RenderContext(ctx context.Context, data any) (out []byte, err error) {
+	if err := ctx.Err(); err != nil {
+		le := stoppedError(err)
+		return nil, &RenderError{Template: t.name, Reason: le.reason, err: err}
+	}
+	c := t.clones.Get().(*clone)
+	c.st.start(ctx)
+	c.buf.Reset()
 	defer func() {
-		if buf.Cap() <= maxPooled {
-			bufPool.Put(buf)
-		}
-	}()
-	defer func() {
+		c.st.end()
 		if r := recover(); r != nil {
 			out, err = nil, &RenderError{Template: t.name, Reason: fmt.Sprintf("render panicked: %v", r)}
+			return // the clone is dropped
 		}
+		if c.buf.Cap() > maxPooled {
+			c.buf = bytes.Buffer{}
+		}
+		t.clones.Put(c)
 	}()
-	if err := t.tmpl.Execute(&limitWriter{buf: buf}, data); err != nil {
+	if err := c.tmpl.Execute(&c.w, data); err != nil {
 		return nil, t.execError(err)
 	}
-	return compact(t.name, buf.Bytes())
+	return compact(t.name, c.buf.Bytes())
 }
 
 // Check renders the template over sample (for a response_template, the
@@ -90,11 +140,18 @@ type RenderError struct {
 	// Reason says what was wrong, e.g.
 	// `at <.data.incident.code>: map has no entry for key "incident"`.
 	Reason string
+
+	err error // ctx.Err() when the render's context ended
 }
 
 // Error returns `template "<name>" line <n>: <reason>`, without the line
 // part when Line is 0.
 func (e *RenderError) Error() string { return formatError(e.Template, e.Line, e.Reason) }
+
+// Unwrap returns the context's error when the render stopped because its
+// context ended (context.Canceled or context.DeadlineExceeded): that is no
+// fault of the template or the message. Otherwise nil.
+func (e *RenderError) Unwrap() error { return e.err }
 
 // ParseError is why Parse refused a template.
 type ParseError struct {
@@ -134,14 +191,21 @@ func DecodeJSON(b []byte) (any, error) {
 	return v, nil
 }
 
-// errTooLarge stops a render that writes more than MaxOutput.
-var errTooLarge = fmt.Errorf("output is larger than %d bytes", MaxOutput)
+// outputTooLarge stops a render that writes more than its output limit.
+type outputTooLarge struct{ limit int }
 
-type limitWriter struct{ buf *bytes.Buffer }
+func (e *outputTooLarge) Error() string {
+	return fmt.Sprintf("output is larger than %d bytes", e.limit)
+}
+
+type limitWriter struct {
+	buf   *bytes.Buffer
+	limit int
+}
 
 func (w *limitWriter) Write(p []byte) (int, error) {
-	if w.buf.Len()+len(p) > MaxOutput {
-		return 0, errTooLarge
+	if w.buf.Len()+len(p) > w.limit {
+		return 0, &outputTooLarge{w.limit}
 	}
 	return w.buf.Write(p)
 }
@@ -149,23 +213,37 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 // maxPooled is the largest buffer kept for reuse.
 const maxPooled = 64 << 10
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// maxReason is the longest Reason kept from text/template, whose messages
+// can quote a value.
+const maxReason = 1 << 10
 
 // execError turns an error from Execute into a *RenderError.
 func (t *Template) execError(err error) *RenderError {
-	if errors.Is(err, errTooLarge) {
-		return &RenderError{Template: t.name, Reason: errTooLarge.Error()}
+	var tl *outputTooLarge
+	if errors.As(err, &tl) {
+		return &RenderError{Template: t.name, Reason: tl.Error()}
 	}
 	line, reason := splitLocation(err.Error(), t.name)
 	var ee *emitError
 	if errors.As(err, &ee) {
 		return &RenderError{Template: t.name, Line: line, Reason: ee.Error()}
 	}
+	var le *limitError
+	if errors.As(err, &le) {
+		return &RenderError{Template: t.name, Line: line, Reason: le.reason, err: le.ctxErr}
+	}
 	// Drop `executing "name" `: the template is already named.
 	if rest, ok := strings.CutPrefix(reason, "executing "); ok {
 		if q, qerr := strconv.QuotedPrefix(rest); qerr == nil {
 			reason = strings.TrimPrefix(rest[len(q):], " ")
 		}
+	}
+	if len(reason) > maxReason {
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut] + "…"
 	}
 	return &RenderError{Template: t.name, Line: line, Reason: reason}
 }

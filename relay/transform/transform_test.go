@@ -504,7 +504,7 @@ func TestFuncsDocumented(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	want := []string{"date", "default", "dict", "index", "json", "list", "lower", "upper"}
+	want := []string{"add", "cmp", "date", "default", "dict", "div", "index", "json", "list", "lower", "max", "min", "mul", "round", "sub", "upper"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("Funcs() = %v, want %v", names, want)
 	}

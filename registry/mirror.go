@@ -1,0 +1,111 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// mirror follows a key-value bucket on this node: a watcher applies each
+// change under mu, and callers wait until a revision, or a condition, is
+// applied. The registry of webhooks and that of dynamic webhooks each
+// embed one.
+type mirror struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.RWMutex
+	rev     uint64        // the last bucket revision applied
+	ready   bool          // the initial values are applied
+	changed chan struct{} // closed and replaced whenever something is applied
+}
+
+// follow watches kv and calls apply, under mu, with each entry (never
+// the nil that ends the initial values) until stop. It returns once the
+// stored entries are applied, or ctx ends; past ctx they go on loading
+// in the background.
+func (m *mirror) follow(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) error {
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.done = make(chan struct{})
+	m.changed = make(chan struct{})
+	w, err := kv.WatchAll(m.ctx)
+	if err != nil {
+		m.cancel()
+		close(m.done)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	go m.watch(w, apply)
+	m.waitUntil(ctx, func() bool { return m.ready })
+	return nil
+}
+
+// stop stops watching; it waits until the watcher ended.
+func (m *mirror) stop() {
+	m.cancel()
+	<-m.done
+}
+
+// watch applies the bucket's changes until stop. The watcher
+// re-subscribes by itself after a disconnection.
+func (m *mirror) watch(w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry)) {
+	defer close(m.done)
+	defer w.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case kve, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			m.applyOne(kve, apply)
+		}
+	}
+}
+
+func (m *mirror) applyOne(kve jetstream.KeyValueEntry, apply func(jetstream.KeyValueEntry)) {
+	m.mu.Lock()
+	defer func() {
+		close(m.changed)
+		m.changed = make(chan struct{})
+		m.mu.Unlock()
+	}()
+	if kve == nil {
+		m.ready = true
+		return
+	}
+	if kve.Revision() > m.rev {
+		m.rev = kve.Revision()
+	}
+	apply(kve)
+}
+
+// waitRev waits, at most 5s, until this node applied revision rev, so
+// that a caller reads its own write before it is answered.
+func (m *mirror) waitRev(ctx context.Context, rev uint64) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m.waitUntil(ctx, func() bool { return m.rev >= rev })
+}
+
+// waitUntil waits until cond, read under mu, holds after some change the
+// watcher applied, or until ctx ends.
+func (m *mirror) waitUntil(ctx context.Context, cond func() bool) {
+	for {
+		m.mu.RLock()
+		ok, ch := cond(), m.changed
+		m.mu.RUnlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
