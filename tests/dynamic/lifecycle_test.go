@@ -226,3 +226,75 @@ func TestMerchantTokenNeedsUnderscoreOption(t *testing.T) {
 	}
 	refused(t, kfc.as(wow).call(t, http.MethodGet, "", nil), http.StatusForbidden, "")
 }
+
+// TestRoutesAndLimits: a wrong method answers 405 with Allow, a path
+// that is no resource 404; a merchant holds at most max_per_tenant
+// webhooks (a new one beyond is a 409; replacing one is not refused).
+func TestRoutesAndLimits(t *testing.T) {
+	shop := fixedMerchant(t, workedAnswer)
+	start(t, config{webhooks: []string{allowNetwork, trustedCA(t), "max_per_tenant 2"}})
+	reg := workedRegistration(shop.URL + "/tip")
+	kfc.register(t, reg, http.StatusCreated)
+
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodPut, "", "GET, POST"},
+		{http.MethodDelete, "", "GET, POST"},
+		{http.MethodPost, "/set_tip", "DELETE, GET"},
+		{http.MethodGet, "/set_tip/execute", "POST"},
+	} {
+		a := kfc.call(t, c.method, c.path, nil)
+		refused(t, a, http.StatusMethodNotAllowed, "")
+		if got := a.header.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	for _, path := range []string{"/set_tip/", "/set_tip/run", "/set_tip/execute/x", "/"} {
+		refused(t, kfc.call(t, http.MethodPost, path, workedOrder), http.StatusNotFound, "")
+	}
+	if got := kfc.list(t); len(got) != 1 {
+		t.Errorf("the list is %v", got)
+	}
+
+	reg["event_name"] = "second"
+	kfc.register(t, reg, http.StatusCreated)
+	reg["event_name"] = "third"
+	refused(t, kfc.call(t, http.MethodPost, "", reg), http.StatusConflict, "")
+	reg["event_name"] = "second"
+	kfc.register(t, reg, http.StatusOK)
+	// Another merchant has its own allowance.
+	reg["event_name"] = "third"
+	wow.register(t, reg, http.StatusCreated)
+
+	// A body the merchant may not set, and one too large.
+	reg["merchant_id"] = wow.id
+	refused(t, kfc.call(t, http.MethodPost, "", reg), http.StatusUnprocessableEntity, "/merchant_id")
+	delete(reg, "merchant_id")
+	reg["response_data"] = strings.Repeat(" ", 70<<10) + `{"uuid":"u-1","tip":"1.20"}`
+	refused(t, kfc.call(t, http.MethodPost, "", reg), http.StatusRequestEntityTooLarge, "")
+}
+
+// TestWithoutTemplate: a webhook registered without response_template
+// takes the merchant's answer as the DEUNA order itself, merged the same
+// way; an answer that is not one is a 502.
+func TestWithoutTemplate(t *testing.T) {
+	shop := fixedMerchant(t, `{"order":{"order_id":"X","total":"12.00","custom_fields":{"tip":"1.90","hack":true}}}`)
+	start(t, config{})
+	reg := workedRegistration(shop.URL + "/tip")
+	delete(reg, "response_template")
+	reg["response_data"] = map[string]any{"order": map[string]any{"total": "1.00"}}
+	secret := kfc.register(t, reg, http.StatusCreated)
+	sameJSON(t, "the merchant's order", kfc.mustExecute(t, "set_tip", secret, workedOrder),
+		`{"order":{"order_id":"A1","total":"12.00","custom_fields":{"tip":"1.90"}}}`)
+
+	shop.setAnswer(func(*http.Request, []byte) reply { return jsonReply(workedAnswer) })
+	a := kfc.execute(t, "set_tip", workedOrder)
+	refused(t, a, http.StatusBadGateway, "")
+	if err := verify(t, secret, a.body, a.header); err != nil {
+		t.Errorf("the 502 is not signed: %v", err)
+	}
+
+	// Registered so, its sample must be an order.
+	reg["event_name"] = "other"
+	reg["response_data"] = workedAnswer
+	refused(t, kfc.call(t, http.MethodPost, "", reg), http.StatusUnprocessableEntity, "/response_data")
+}
