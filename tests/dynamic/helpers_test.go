@@ -86,6 +86,8 @@ type config struct {
 	noUnderscore bool
 	// logFile, when set, receives Caddy's log at DEBUG level, as JSON.
 	logFile string
+	// accessLog, when set, receives the site's access log, as JSON.
+	accessLog string
 }
 
 const allowNetwork = "allow_network 127.0.0.0/8"
@@ -113,10 +115,14 @@ func (c config) caddyfile(t *testing.T) string {
 	if c.logFile != "" {
 		opts = append(opts, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", c.logFile))
 	}
+	site := ""
+	if c.accessLog != "" {
+		site = fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t}\n", c.accessLog)
+	}
 	return caddyAt.Globals(opts...) + fmt.Sprintf(`
 :%d {
 	bind 127.0.0.1
-	route /api/v1/* {
+%s	route /api/v1/* {
 		hook_webhooks {
 			token %s %s
 			token %s %s
@@ -124,7 +130,7 @@ func (c config) caddyfile(t *testing.T) string {
 		}
 	}
 }
-`, caddyAt.HTTPPort, kfc.token, kfc.id, kfcVE.token, kfcVE.id, wow.token, wow.id)
+`, caddyAt.HTTPPort, site, kfc.token, kfc.id, kfcVE.token, kfcVE.id, wow.token, wow.id)
 }
 
 // start runs the config in the in-process Caddy (a reload when one runs)
@@ -455,4 +461,13 @@ func exampleRegistration(t *testing.T, name, url string) map[string]any {
 	}
 	reg["url"] = url
 	return reg
+}
+
+// knownBug skips a test that shows a bug not fixed yet, unless
+// HOOKRELAY_TEST_KNOWN_BUGS=1 asks to see it fail.
+func knownBug(t *testing.T, bug string) {
+	t.Helper()
+	if os.Getenv("HOOKRELAY_TEST_KNOWN_BUGS") != "1" {
+		t.Skipf("known bug: %s (HOOKRELAY_TEST_KNOWN_BUGS=1 runs it)", bug)
+	}
 }

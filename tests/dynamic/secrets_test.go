@@ -227,3 +227,43 @@ func checkStore(t *testing.T, dir string, secrets []string, marker string) {
 		t.Fatalf("no file under %s holds %q: they are not where the dynamic webhooks are kept", dir, marker)
 	}
 }
+
+// TestMerchantTokenNotLogged: a merchant's token is its credential for
+// the API: like Authorization: Bearer, which Caddy's access log redacts,
+// DEUNA's merchant_token must not be written in clear to Caddy's logs,
+// the site's access log included.
+//
+// KNOWN BUG, skipped unless HOOKRELAY_TEST_KNOWN_BUGS=1: Caddy's access
+// log redacts only Cookie, Set-Cookie, Authorization and
+// Proxy-Authorization, and hook_webhooks leaves merchant_token in the
+// request's headers after reading it, so every request of a merchant
+// writes "Merchant_token":["<token>"] to the access log.
+func TestMerchantTokenNotLogged(t *testing.T) {
+	knownBug(t, "merchant_token is written in clear to Caddy's access log")
+	shop := fixedMerchant(t, workedAnswer)
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	start(t, config{logFile: logFile, accessLog: accessLog})
+
+	kfc.register(t, workedRegistration(shop.URL+"/tip"), http.StatusCreated)
+	kfc.execute(t, "set_tip", workedOrder)
+	bearer := wow
+	bearer.bearer = true
+	bearer.call(t, http.MethodGet, "", nil)
+	kfc.as(wow).call(t, http.MethodGet, "", nil) // refused: 403
+
+	for _, file := range []string{logFile, accessLog} {
+		if len(testutil.ReadLog(t, file)) == 0 {
+			t.Fatalf("%s holds no entry: the check below would prove nothing", file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if found := leaks(line, []string{kfc.token, wow.token}); len(found) > 0 {
+				t.Errorf("%s holds the merchant tokens %q: %s", filepath.Base(file), found, line)
+			}
+		}
+	}
+}
