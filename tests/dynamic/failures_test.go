@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -180,7 +181,9 @@ func TestMerchantFailures(t *testing.T) {
 
 // TestSSRFAtExecution: a webhook registered while 127.0.0.0/8 was allowed
 // is refused at the connection once a reload no longer allows it: execute
-// answers 502, and the merchant accepts no connection.
+// answers 502, and the merchant accepts no connection. So is a url whose
+// name resolved to a public address when it was registered and resolves
+// to loopback, link-local or private when it is executed.
 func TestSSRFAtExecution(t *testing.T) {
 	ln, err := testnet.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -216,6 +219,25 @@ func TestSSRFAtExecution(t *testing.T) {
 	}
 	// Registering it again is refused too.
 	refused(t, kfc.call(t, http.MethodPost, "", reg), http.StatusUnprocessableEntity, "/url")
+
+	// Names are resolved at every call: a name that resolves to a public
+	// address when registered and to an internal one when executed is
+	// refused at the connection.
+	dns := testnet.NewDNS(t)
+	port := ln.Addr().(*net.TCPAddr).Port
+	start(t, config{storage: "embedded " + dir, webhooks: []string{trustedCA(t), "resolver " + dns.Addr()}})
+	for name, addr := range map[string]string{"loop.test": "127.0.0.1", "metadata.test": "169.254.169.254", "private.test": "10.0.0.1"} {
+		dns.Set(name, "93.184.216.34")
+		named := workedRegistration(fmt.Sprintf("https://%s:%d/tip", name, port))
+		named["event_name"] = strings.TrimSuffix(name, ".test")
+		named["timeout"] = "2s"
+		named["error_response_template"] = errorTemplate
+		kfc.register(t, named, http.StatusCreated)
+		dns.Set(name, addr)
+		if a := kfc.execute(t, named["event_name"].(string), workedOrder); a.status != http.StatusBadGateway {
+			t.Errorf("%s resolving to %s: execute answered %s, want 502", name, addr, a)
+		}
+	}
 	ln.AssertNoConnection(t)
 }
 
