@@ -88,6 +88,8 @@ type config struct {
 	logFile string
 	// accessLog, when set, receives the site's access log, as JSON.
 	accessLog string
+	// sealKey is the seal key; default the package's.
+	sealKey string
 }
 
 const allowNetwork = "allow_network 127.0.0.0/8"
@@ -137,7 +139,11 @@ func (c config) caddyfile(t *testing.T) string {
 // and unloads it when the test ends, which closes its queue.
 func start(t *testing.T, c config) {
 	t.Helper()
-	t.Setenv(sealEnv, sealKey)
+	key := c.sealKey
+	if key == "" {
+		key = sealKey
+	}
+	t.Setenv(sealEnv, key)
 	caddyAt.Load(t, caddyAt.NewTester(t), c.caddyfile(t))
 }
 

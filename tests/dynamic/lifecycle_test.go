@@ -3,6 +3,7 @@ package dynamic
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -297,4 +298,34 @@ func TestWithoutTemplate(t *testing.T) {
 	reg["event_name"] = "other"
 	reg["response_data"] = workedAnswer
 	refused(t, kfc.call(t, http.MethodPost, "", reg), http.StatusUnprocessableEntity, "/response_data")
+}
+
+// TestSealKeyChanged: a webhook whose credentials no longer open (the
+// seal key it was sealed with is gone) answers 503 and calls nothing;
+// registering it again repairs it, with a new secret, shown.
+func TestSealKeyChanged(t *testing.T) {
+	shop := fixedMerchant(t, workedAnswer)
+	dir := queueDir(t)
+	start(t, config{storage: "embedded " + dir})
+	reg := workedRegistration(shop.URL + "/tip")
+	old := kfc.register(t, reg, http.StatusCreated)
+
+	// The text of the config must change too, or Caddy keeps the one that
+	// runs (the key is a placeholder, resolved when it is provisioned).
+	start(t, config{storage: "embedded " + dir, logFile: filepath.Join(t.TempDir(), "caddy.log"),
+		sealKey: "b3RoZXItc2VhbC1rZXktZm9yLXRoZS1keW5hbWljLXQ="})
+	refused(t, kfc.execute(t, "set_tip", workedOrder), http.StatusServiceUnavailable, "")
+	if shop.Count() != 0 {
+		t.Error("a webhook that cannot run called its merchant")
+	}
+	a := kfc.call(t, http.MethodGet, "/set_tip", nil)
+	if a.status != http.StatusOK || strings.Contains(string(a.body), old) {
+		t.Errorf("get answered %s", a)
+	}
+
+	fresh := kfc.register(t, reg, http.StatusOK)
+	if !strings.HasPrefix(fresh, "whsec_") || fresh == old {
+		t.Fatalf("registering a broken webhook again showed the secret %q, want a new one", fresh)
+	}
+	sameJSON(t, "repaired", kfc.mustExecute(t, "set_tip", fresh, workedOrder), workedResult)
 }
