@@ -155,7 +155,7 @@ func (s *Settings) checkDynamic(in *DynamicInput) (*compiledTemplates, *Validati
 			ve.add("/secret", "%v", err)
 		}
 	}
-	if in.Timeout < 0 || in.Timeout > MaxDynamicTimeout {
+	if in.Timeout != 0 && (in.Timeout < time.Millisecond || in.Timeout > MaxDynamicTimeout) {
 		ve.add("/timeout", "must be between 1ms and %s", MaxDynamicTimeout)
 	}
 	if a := in.Authorization; a != nil {
@@ -545,7 +545,7 @@ func (d *Dynamic) Register(ctx context.Context, merchant string, in DynamicInput
 		} else {
 			rev, err = d.kv.Create(ctx, k, val)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) {
+		if conflict(err) {
 			// Changed meanwhile: wait for this node to see it, try again.
 			d.waitRev(ctx, d.lastRev(ctx, k))
 			continue
@@ -619,7 +619,7 @@ func (d *Dynamic) Delete(ctx context.Context, merchant, event string) (*DynamicW
 		return nil, ErrNotFound
 	}
 	err := d.kv.Delete(ctx, k, jetstream.LastRevision(e.rev))
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if conflict(err) {
 		return nil, ErrConflict
 	}
 	if err != nil {

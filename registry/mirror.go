@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -108,4 +109,13 @@ func (m *mirror) waitUntil(ctx context.Context, cond func() bool) {
 			return
 		}
 	}
+}
+
+// conflict reports whether a write with an expected revision failed
+// because the key changed meanwhile (or is gone). A replicated bucket
+// reports it with another code than a single server; both are
+// ErrKeyRevisionMismatch.
+func conflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) ||
+		errors.Is(err, jetstream.ErrKeyNotFound)
 }

@@ -437,7 +437,7 @@ func (r *Registry) store(ctx context.Context, w *Webhook, sec *Secrets, rev uint
 		return nil, err
 	}
 	nrev, err := r.kv.Update(ctx, key(w.ID), val, rev)
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) {
+	if conflict(err) {
 		return nil, ErrConflict
 	}
 	if err != nil {
@@ -457,7 +457,7 @@ func (r *Registry) Delete(ctx context.Context, tenant string, id uint64) (*Webho
 		return nil, ErrNotFound
 	}
 	err := r.kv.Delete(ctx, key(id), jetstream.LastRevision(e.rev))
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if conflict(err) {
 		return nil, ErrConflict
 	}
 	if err != nil {
