@@ -786,6 +786,12 @@ func ReduceOrder(order map[string]any, respond FieldSet) ([]byte, error) {
 // objects on the way; a path that is not in src is skipped. It returns
 // false when the path runs into an array, which it does not copy.
 func pick(dst, src map[string]any, path string) bool {
+	switch present(src, path) {
+	case pathAbsent:
+		return true
+	case pathThroughArray:
+		return false
+	}
 	for {
 		seg, rest, more := strings.Cut(path, ".")
 		v, ok := src[seg]
@@ -813,6 +819,33 @@ func pick(dst, src map[string]any, path string) bool {
 			return true // a path into a scalar: not there
 		}
 	}
+}
+
+// Where a path is, for pick.
+const (
+	pathAbsent = iota
+	pathThere
+	pathThroughArray
+)
+
+// present says whether path is in src through objects, or runs into an
+// array on the way.
+func present(src map[string]any, path string) int {
+	var v any = src
+	for seg := range strings.SplitSeq(path, ".") {
+		switch o := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = o[seg]; !ok {
+				return pathAbsent
+			}
+		case []any:
+			return pathThroughArray
+		default:
+			return pathAbsent
+		}
+	}
+	return pathThere
 }
 
 // getPath reads a dotted path of objects.
