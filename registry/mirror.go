@@ -39,7 +39,7 @@ func (m *mirror) follow(ctx context.Context, kv jetstream.KeyValue, apply func(j
 		close(m.done)
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	go m.watch(w, apply)
+	go m.watch(kv, w, apply)
 	m.waitUntil(ctx, func() bool { return m.ready })
 	return nil
 }
@@ -50,11 +50,20 @@ func (m *mirror) stop() {
 	<-m.done
 }
 
+// lagCheck is how often the watcher is checked against the bucket.
+var lagCheck = time.Second
+
 // watch applies the bucket's changes until stop. The watcher
-// re-subscribes by itself after a disconnection.
-func (m *mirror) watch(w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry)) {
+// re-subscribes by itself after a disconnection, but after a server's
+// death it can take it 15-20 s to notice; so every lagCheck (1 s) the bucket's
+// last revision is read, and a watcher that stayed behind it over two
+// checks is replaced by one that resumes after the last revision applied.
+func (m *mirror) watch(kv jetstream.KeyValue, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry)) {
 	defer close(m.done)
-	defer w.Stop()
+	defer func() { _ = w.Stop() }()
+	tick := time.NewTicker(lagCheck)
+	defer tick.Stop()
+	behind := uint64(0) // the revision the last check found the watcher behind
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -64,8 +73,41 @@ func (m *mirror) watch(w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntr
 				return
 			}
 			m.applyOne(kve, apply)
+		case <-tick.C:
+			last, ok := m.bucketRev(kv)
+			m.mu.RLock()
+			rev, ready := m.rev, m.ready
+			m.mu.RUnlock()
+			switch {
+			case !ok || !ready || last <= rev:
+				behind = 0
+			case behind == 0 || rev >= behind:
+				behind = last // behind now, or moving on: give it until the next check
+			default:
+				nw, err := kv.WatchAll(m.ctx, jetstream.ResumeFromRevision(rev+1))
+				if err != nil {
+					continue
+				}
+				_ = w.Stop()
+				w, behind = nw, 0
+			}
 		}
 	}
+}
+
+// bucketRev is the bucket's last revision; false when it cannot be read.
+func (m *mirror) bucketRev(kv jetstream.KeyValue) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(m.ctx, time.Second)
+	defer cancel()
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, false
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		return 0, false
+	}
+	return bs.StreamInfo().State.LastSeq, true
 }
 
 func (m *mirror) applyOne(kve jetstream.KeyValueEntry, apply func(jetstream.KeyValueEntry)) {

@@ -261,13 +261,13 @@ func TestClusterDynamicWebhook(t *testing.T) {
 	})
 	took := time.Since(registeredAfter)
 	t.Logf("node a executed it %v after the registration", took.Round(time.Millisecond))
-	if took > liveWithin {
-		// Seen in about a third of the runs, 15s to 20s: the node's
-		// watch of the bucket stalls after the reconnection until
-		// nats.go notices missed heartbeats. Logged, not failed, since
-		// it does not happen every time.
-		t.Logf("STALL: node a, whose NATS server went down, executed the webhook registered through node b %v after the registration "+
-			"(404 until then); the registry promises %v", took.Round(time.Millisecond), liveWithin)
+	// The node's watch of the bucket can stall after the reconnection
+	// until nats.go notices missed heartbeats (15-20 s, in about a third
+	// of the runs); the registry's lag check replaces a watcher that
+	// stayed behind the bucket over two checks, a second apart.
+	if took > 5*time.Second {
+		t.Errorf("node a, whose NATS server went down, executed the webhook registered through node b %v after the registration "+
+			"(404 until then); want within 5s of a server's death (%v otherwise)", took.Round(time.Millisecond), liveWithin)
 	}
 	checkAnswer(a, after, status, h, body)
 	status, h, body = b.api(t, acmeToken).execute("before")
