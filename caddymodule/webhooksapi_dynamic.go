@@ -223,9 +223,16 @@ func (h *WebhooksAPI) dynamicExecute(c *merchantCall) *apiFailure {
 	if !ok {
 		return failure(http.StatusBadRequest, "The request body must be a JSON object.")
 	}
-	if _, ok := doc["order"].(map[string]any); !ok {
+	order, ok := doc["order"].(map[string]any)
+	if !ok {
 		return &apiFailure{status: http.StatusUnprocessableEntity, problems: []problem{{
 			detail: `order is required and must be an object: the body is {"order": {...}}.`, pointer: "/order"}}}
+	}
+	if cf, present := order["custom_fields"]; present && cf != nil {
+		if _, ok := cf.(map[string]any); !ok {
+			return &apiFailure{status: http.StatusUnprocessableEntity, problems: []problem{{
+				detail: "order.custom_fields must be an object.", pointer: "/order/custom_fields"}}}
+		}
 	}
 	id := newMessageID()
 	start := time.Now()

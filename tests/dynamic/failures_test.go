@@ -262,6 +262,7 @@ func TestBadExecuteBodies(t *testing.T) {
 		{"an order that is a string", `{"order":"x"}`, "/order", http.StatusUnprocessableEntity},
 		{"an order that is null", `{"order":null}`, "/order", http.StatusUnprocessableEntity},
 		{"an order that is an array", `{"order":[{"order_id":"A1"}]}`, "/order", http.StatusUnprocessableEntity},
+		{"custom_fields that are not an object", `{"order":{"order_id":"A1","custom_fields":"x"}}`, "/order/custom_fields", http.StatusUnprocessableEntity},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			refused(t, kfc.execute(t, "set_tip", []byte(c.body)), c.status, c.pointer)
