@@ -58,9 +58,9 @@ const kfcOrder = `{
 // synchronous call does: decode the merchant's answer and the order, render.
 func BenchmarkRenderKFC(b *testing.B) {
 	for _, name := range []string{"kfc-web-tip.tmpl", "kfc-venezuela-tax.tmpl", "wow-points.tmpl"} {
-		b.Run(strings.TrimSuffix(name, ".tmpl"), func(b *testing.B) {
-			tm := parseFile(b, name)
-			in := []byte(kfcOrder)
+		tm := parseFile(b, name)
+		in := []byte(kfcOrder)
+		b.Run(strings.TrimSuffix(name, ".tmpl")+"/decode+render", func(b *testing.B) {
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -68,6 +68,18 @@ func BenchmarkRenderKFC(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				if _, err := tm.Render(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(strings.TrimSuffix(name, ".tmpl")+"/render", func(b *testing.B) {
+			data, err := transform.DecodeJSON(in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
 				if _, err := tm.Render(data); err != nil {
 					b.Fatal(err)
 				}
