@@ -205,6 +205,12 @@ func (s *Settings) checkDynamic(in *DynamicInput) (*compiledTemplates, *Validati
 		} else if v, _ := transform.DecodeJSON(out); v != nil {
 			if _, ok := orderOf(v); !ok {
 				ve.add("/response_template", `renders over response_data to %s, not a DEUNA order {"order": {...}}`, excerptJSON(out))
+			} else if in.RequestData != nil {
+				// The whole execution over the samples: merged into
+				// request_data, answered with response_body.
+				if _, err := shapeOrder(in.FieldsUpdate, in.ResponseBody)(out, request); err != nil {
+					ve.add("/fields_update", "cannot be merged into request_data: %v", err)
+				}
 			}
 		}
 	}

@@ -361,6 +361,12 @@ func TestDynamicCheck(t *testing.T) {
 			{"/secret", ""}, {"/timeout", ""}, {"/request_data", ""}, {"/response_data", ""},
 			{"/response_template", "does not parse"}, {"/error_response_template", "does not parse"},
 		}},
+		{"a fields_update path that cannot be merged into request_data", ok(func(in *DynamicInput) {
+			in.RequestData = raw(`{"order":{"total":"10.10"}}`)
+			in.ResponseData = raw(tipReply)
+			in.ResponseTemplate = `{"order":{"total":{"amount":"11.30"}}}`
+			in.FieldsUpdate = FieldSet{Fields: []string{"total.amount"}}
+		}), []want{{"/fields_update", "cannot be merged into request_data: total is not an object"}}},
 		{"templates are rendered only once the members are valid", ok(func(in *DynamicInput) {
 			in.EventName = ""
 			in.ResponseTemplate = `{"x": 1}`
