@@ -126,6 +126,22 @@ func Post(t testing.TB, url string, header http.Header, body []byte) (int, []byt
 // within 15s.
 func Do(t testing.TB, method, url string, header http.Header, body []byte) (int, []byte) {
 	t.Helper()
+	a := Send(t, method, url, header, body)
+	return a.Status, a.Body
+}
+
+// Answer is an HTTP answer as Send got it.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// Took is the time from sending to the whole body read.
+	Took time.Duration
+}
+
+// Send is Do with the whole answer: its headers and how long it took.
+func Send(t testing.TB, method, url string, header http.Header, body []byte) Answer {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -137,6 +153,7 @@ func Do(t testing.TB, method, url string, header http.Header, body []byte) (int,
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	began := time.Now()
 	client := &http.Client{Timeout: 15 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -147,7 +164,7 @@ func Do(t testing.TB, method, url string, header http.Header, body []byte) (int,
 	if err != nil {
 		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
 	}
-	return resp.StatusCode, b
+	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: b, Took: time.Since(began)}
 }
 
 var (

@@ -231,34 +231,18 @@ func encode(t *testing.T, body any) []byte {
 }
 
 // do sends a request and returns the answer; it fails the test when none
-// comes within 10s (nothing here may hang).
+// comes within 15s (nothing here may hang).
 func do(t *testing.T, method, url string, header http.Header, body []byte) answer {
 	t.Helper()
-	var r io.Reader
 	if body != nil {
-		r = bytes.NewReader(body)
+		header = header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Set("Content-Type", "application/json")
 	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	began := time.Now()
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
-	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: b, took: time.Since(began)}
+	a := testutil.Send(t, method, url, header, body)
+	return answer{status: a.Status, header: a.Header, body: a.Body, took: a.Took}
 }
 
 // register registers a webhook (a body for call) and requires want (201
