@@ -469,15 +469,7 @@ func dynAAD(merchant, event string) []byte {
 }
 
 func (s *Settings) openDynamic(w *DynamicWebhook) (*Secrets, error) {
-	plain, err := s.Sealer.Open(w.Sealed, dynAAD(w.Merchant, w.EventName))
-	if err != nil {
-		return nil, err
-	}
-	var sec Secrets
-	if err := json.Unmarshal(plain, &sec); err != nil {
-		return nil, ErrUnseal
-	}
-	return &sec, nil
+	return s.openSecrets(w.Sealed, dynAAD(w.Merchant, w.EventName))
 }
 
 // Register stores merchant's dynamic webhook for in.EventName, replacing
@@ -534,11 +526,8 @@ func (d *Dynamic) Register(ctx context.Context, merchant string, in DynamicInput
 				shown = sec.Secret
 			}
 		}
-		plain, err := json.Marshal(sec)
-		if err != nil {
-			return nil, "", false, err
-		}
-		if w.Sealed, err = s.Sealer.Seal(plain, dynAAD(merchant, in.EventName)); err != nil {
+		var err error
+		if w.Sealed, err = s.sealSecrets(sec, dynAAD(merchant, in.EventName)); err != nil {
 			return nil, "", false, err
 		}
 		val, err := json.Marshal(w)

@@ -240,7 +240,18 @@ func aad(tenant string, id uint64) []byte {
 
 // open unseals a webhook's secrets.
 func (r *Registry) open(w *Webhook) (*Secrets, error) {
-	plain, err := r.settings.Sealer.Open(w.Sealed, aad(w.Tenant, w.ID))
+	return r.settings.openSecrets(w.Sealed, aad(w.Tenant, w.ID))
+}
+
+// seal seals secrets into w.
+func (r *Registry) seal(w *Webhook, sec *Secrets) (err error) {
+	w.Sealed, err = r.settings.sealSecrets(sec, aad(w.Tenant, w.ID))
+	return err
+}
+
+// openSecrets opens what sealSecrets sealed with the same aad.
+func (s *Settings) openSecrets(blob, aad []byte) (*Secrets, error) {
+	plain, err := s.Sealer.Open(blob, aad)
 	if err != nil {
 		return nil, err
 	}
@@ -251,14 +262,13 @@ func (r *Registry) open(w *Webhook) (*Secrets, error) {
 	return &sec, nil
 }
 
-// seal seals secrets into w.
-func (r *Registry) seal(w *Webhook, sec *Secrets) error {
+// sealSecrets seals sec, bound to aad (who owns it).
+func (s *Settings) sealSecrets(sec *Secrets, aad []byte) ([]byte, error) {
 	plain, err := json.Marshal(sec)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w.Sealed, err = r.settings.Sealer.Seal(plain, aad(w.Tenant, w.ID))
-	return err
+	return s.Sealer.Seal(plain, aad)
 }
 
 // NewSecret returns a random Standard Webhooks secret.
