@@ -781,81 +781,61 @@ func ReduceOrder(order map[string]any, respond FieldSet) ([]byte, error) {
 // objects on the way; a path that is not in src is skipped. It returns
 // false when the path runs into an array, which it does not copy.
 func pick(dst, src map[string]any, path string) bool {
-	switch present(src, path) {
+	v, where := lookup(src, path)
+	switch where {
 	case pathAbsent:
 		return true
 	case pathThroughArray:
 		return false
 	}
-	for {
-		seg, rest, more := strings.Cut(path, ".")
-		v, ok := src[seg]
-		if !ok {
-			return true
-		}
-		if !more {
-			dst[seg] = v
-			return true
-		}
-		switch next := v.(type) {
+	segs := strings.Split(path, ".")
+	for _, seg := range segs[:len(segs)-1] {
+		switch next := dst[seg].(type) {
 		case map[string]any:
-			sub, isObject := dst[seg].(map[string]any)
-			if !isObject {
-				if _, present := dst[seg]; present {
-					return true // the whole value is kept already
-				}
-				sub = map[string]any{}
-				dst[seg] = sub
-			}
-			dst, src, path = sub, next, rest
-		case []any:
-			return false
+			dst = next
+		case nil:
+			n := map[string]any{}
+			dst[seg] = n
+			dst = n
 		default:
-			return true // a path into a scalar: not there
+			return true // the whole value is kept already
 		}
 	}
+	dst[segs[len(segs)-1]] = v
+	return true
 }
 
-// Where a path is, for pick.
+// Where a path is, for lookup.
 const (
 	pathAbsent = iota
 	pathThere
 	pathThroughArray
 )
 
-// present says whether path is in src through objects, or runs into an
-// array on the way.
-func present(src map[string]any, path string) int {
-	var v any = src
+// lookup reads a dotted path of objects in m, and says whether it is
+// there, absent, or runs into an array on the way.
+func lookup(m map[string]any, path string) (any, int) {
+	var v any = m
 	for seg := range strings.SplitSeq(path, ".") {
 		switch o := v.(type) {
 		case map[string]any:
 			var ok bool
 			if v, ok = o[seg]; !ok {
-				return pathAbsent
+				return nil, pathAbsent
 			}
 		case []any:
-			return pathThroughArray
+			return nil, pathThroughArray
 		default:
-			return pathAbsent
+			return nil, pathAbsent
 		}
 	}
-	return pathThere
+	return v, pathThere
 }
 
 // getPath reads a dotted path of objects.
 func getPath(m map[string]any, path string) (any, bool) {
-	var v any = m
-	for seg := range strings.SplitSeq(path, ".") {
-		o, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = o[seg]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
+	v, where := lookup(m, path)
+	return v, where == pathThere
 }
 
 // setPath writes a dotted path of objects, making the objects missing on
