@@ -341,15 +341,21 @@ func envelope(status int, detail string) []byte {
 
 // reply writes an answer, signed when a response_secret is set.
 func (s *caller) reply(w http.ResponseWriter, r *http.Request, id string, status int, body []byte) {
-	if s.signer != nil {
-		ts, sig := s.signer.Sign(id, time.Now(), body)
-		h := w.Header()
-		h.Set("webhook-id", id)
-		h.Set("webhook-timestamp", ts)
-		h.Set("webhook-signature", sig)
-	}
+	signAnswer(w.Header(), s.signer, id, body)
 	observeIngress(r, status)
 	writeJSON(w, status, body)
+}
+
+// signAnswer sets the Standard Webhooks headers of an answer signed by
+// signer; with no signer, none.
+func signAnswer(h http.Header, signer *relay.Signer, id string, body []byte) {
+	if signer == nil {
+		return
+	}
+	ts, sig := signer.Sign(id, time.Now(), body)
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", ts)
+	h.Set("webhook-signature", sig)
 }
 
 // newMessageID returns a random "msg_" id for one exchange: the forwarded

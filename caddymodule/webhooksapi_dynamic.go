@@ -252,13 +252,7 @@ func (h *WebhooksAPI) dynamicExecute(c *merchantCall) *apiFailure {
 	if out == nil {
 		out = envelope(ex.Status, ex.Detail)
 	}
-	if ex.Signer != nil {
-		ts, sig := ex.Signer.Sign(ex.ID, time.Now(), out)
-		hd := c.w.Header()
-		hd.Set("webhook-id", ex.ID)
-		hd.Set("webhook-timestamp", ts)
-		hd.Set("webhook-signature", sig)
-	}
+	signAnswer(c.w.Header(), ex.Signer, ex.ID, out)
 	writeJSON(c.w, ex.Status, out)
 	observeExecution(ex.Status, time.Since(start))
 	return nil
