@@ -371,7 +371,7 @@ func parseDestination(d *caddyfile.Dispenser) (*destination.Config, error) {
 			if !d.AllArgs(&dest.Secret) {
 				return nil, d.ArgErr()
 			}
-		case "workers", "max_pending":
+		case "workers", "max_pending", "lanes":
 			name := d.Val()
 			var s string
 			if !d.AllArgs(&s) {
@@ -381,10 +381,23 @@ func parseDestination(d *caddyfile.Dispenser) (*destination.Config, error) {
 			if err != nil || n < 1 {
 				return nil, d.Errf("%s must be a positive number, not %q", name, s)
 			}
-			if name == "workers" {
+			switch name {
+			case "workers":
 				dest.Workers = n
-			} else {
+			case "max_pending":
 				dest.MaxPending = n
+			default:
+				if n > relay.MaxLanes {
+					return nil, d.Errf("lanes must be at most %d, not %d", relay.MaxLanes, n)
+				}
+				dest.Lanes = n
+			}
+		case "order_by":
+			if !d.AllArgs(&dest.OrderBy) {
+				return nil, d.ArgErr()
+			}
+			if _, err := relay.ParseOrderBy(dest.OrderBy); err != nil {
+				return nil, d.Err(err.Error())
 			}
 		case "template":
 			var t string

@@ -69,6 +69,8 @@ func (c Config) Build(env Env) (*relay.Destination, error) {
 		Workers:    c.Workers,
 		MaxPending: c.MaxPending,
 		Client:     env.Client,
+		OrderBy:    c.OrderBy,
+		Lanes:      c.Lanes,
 	}
 	if err := relay.CheckName(d.Name); err != nil {
 		return nil, err
@@ -78,6 +80,15 @@ func (c Config) Build(env Env) (*relay.Destination, error) {
 	}
 	if c.Timeout < 0 || c.Workers < 0 || c.MaxPending < 0 {
 		return nil, relay.ErrNegative
+	}
+	if _, err := relay.ParseOrderBy(c.OrderBy); err != nil {
+		return nil, err
+	}
+	if c.Lanes < 0 || c.Lanes > relay.MaxLanes {
+		return nil, fmt.Errorf("lanes must be between 1 and %d: %w", relay.MaxLanes, relay.ErrInvalidOrder)
+	}
+	if c.Lanes > 0 && c.OrderBy == "" {
+		return nil, fmt.Errorf("lanes needs order_by: %w", relay.ErrInvalidOrder)
 	}
 	if len(c.Headers) > 0 {
 		d.Header = make(http.Header, len(c.Headers))

@@ -77,6 +77,17 @@ type Config struct {
 	// MaxPending is the most messages handed out and not yet acknowledged,
 	// including those waiting for a short retry. Default: 1000.
 	MaxPending int `json:"max_pending,omitempty"`
+
+	// OrderBy delivers the events that share the value at this dotted
+	// path of the event (data.shipment_id, data.orderId) one at a time,
+	// in the order they were stored; a failing event holds back only the
+	// later events of its lane. Events without the value share lane 0.
+	// See docs/ordering.md. Default: unordered, parallel delivery.
+	OrderBy string `json:"order_by,omitempty"`
+
+	// Lanes is how many lanes an ordered destination spreads its keys
+	// over, 1 to 1024; each delivers one event at a time. Default: 32.
+	Lanes int `json:"lanes,omitempty"`
 }
 
 // AuthConfig is how deliveries to a destination are authorized.

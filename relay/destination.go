@@ -51,9 +51,22 @@ type Destination struct {
 	// MaxPending is the most messages handed out and not yet acknowledged
 	// (including those waiting for a short retry); 0 means 1000.
 	MaxPending int
+	// OrderBy, when set, delivers the events that share the value at this
+	// dotted path of the stored event (such as data.shipment_id) one at a
+	// time, in the order they were stored: a failing event holds back the
+	// later events of its lane only (see Lanes), through every retry, until
+	// it is delivered or dead-lettered. Events without the value go to
+	// lane 0. See ParseOrderBy for the path's rules and docs/ordering.md.
+	OrderBy string
+	// Lanes is how many lanes an ordered destination's keys are spread
+	// over: each lane delivers one event at a time, and lanes run in
+	// parallel (at most Workers attempts at once). 0 means DefaultLanes.
+	Lanes int
 
 	// target is URL with Query merged in, set by the engine.
 	target string
+	// orderPath is OrderBy parsed, set by the engine; nil when unordered.
+	orderPath []string
 }
 
 // Validate checks the destination's settings against the rules of
@@ -79,6 +92,14 @@ func (d *Destination) Validate() error {
 	if err := d.Retry.Validate(); err != nil {
 		return fmt.Errorf("destination %s: %w", d.Name, err)
 	}
+	if d.Lanes < 0 || d.Lanes > MaxLanes {
+		return fmt.Errorf("destination %s: lanes must be between 1 and %d: %w", d.Name, MaxLanes, ErrInvalidOrder)
+	}
+	if d.OrderBy != "" {
+		if _, err := ParseOrderBy(d.OrderBy); err != nil {
+			return fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -93,6 +114,10 @@ func (d *Destination) withDefaults() *Destination {
 	if c.MaxPending == 0 {
 		c.MaxPending = 1000
 	}
+	if c.Lanes == 0 {
+		c.Lanes = DefaultLanes
+	}
+	c.orderPath, _ = ParseOrderBy(c.OrderBy)
 	c.Retry = c.Retry.withDefaults()
 	if u, err := mergeQuery(c.URL, c.Query); err == nil {
 		c.target = u.String()

@@ -112,6 +112,19 @@ type DestinationStatus struct {
 	Gone bool `json:"gone"`
 	// GoneSince is when it answered 410; nil unless Gone.
 	GoneSince *time.Time `json:"gone_since,omitempty"`
+	// Ordered is true for a destination with an order_by key.
+	Ordered bool `json:"ordered"`
+	// Lanes is an ordered destination's number of lanes; 0 when unordered.
+	Lanes int `json:"lanes,omitempty"`
+	// BlockedLanes counts the lanes whose first event failed and waits
+	// for its retry, holding back the later events of the lane, as this
+	// node saw them (like RetryWaiting).
+	BlockedLanes int `json:"blocked_lanes"`
+	// OldestBlockedSince is when the longest-blocked lane's first event
+	// first failed (as far as this node saw); nil when no lane is blocked.
+	OldestBlockedSince *time.Time `json:"oldest_blocked_since,omitempty"`
+	// OldestBlockedKey is that event's order key, at most 128 bytes of it.
+	OldestBlockedKey string `json:"oldest_blocked_key,omitempty"`
 }
 
 // Depth is how many messages wait for the destination: pending, in
