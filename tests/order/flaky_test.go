@@ -1,0 +1,112 @@
+package order
+
+import (
+	"testing"
+	"time"
+)
+
+// TestOrderedManyKeysFlakyReceiver sends 1,000 keys × 20 statuses (each
+// key's statuses in order, the keys shuffled, several senders) to an
+// ordered destination whose receiver fails about 10% of the attempts at
+// random (half 503, half hanging until the 300ms timeout), reloads the
+// config midway, and checks every key's attempts: one at a time, in
+// order, nothing lost; duplicates are counted.
+func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
+	keys, statuses := 1000, 20
+	if testing.Short() {
+		keys, statuses = 200, 10
+	}
+	const (
+		dest    = "ordered_sink"
+		lanes   = 32
+		senders = 8
+		batch   = 10
+	)
+	s := newOrderSink(t, flaky(0.10))
+	s.okDelay = time.Millisecond
+	dir := queueDir(t)
+	config := func(version string) string {
+		return aveConfig(dir, []string{to(s.URL, dest,
+			"order_by data.shipment_id",
+			"lanes 32",
+			"workers 32",
+			"timeout 300ms",
+			"header X-Config "+version,
+		)}, "schedule 50ms 100ms 200ms")
+	}
+	tc := caddyAt.NewTester(t)
+	load(t, tc, config("v1"))
+	if st := status(t, dest); !st.Ordered || st.Lanes != lanes {
+		t.Errorf("status: ordered %v, lanes %d; want true, %d", st.Ordered, st.Lanes, lanes)
+	}
+
+	f := newFeeder(keyIDs("flaky", keys), statuses)
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		f.run(stop, senders, batch, signed(t, baseURL+"/ave"))
+	}()
+	stopFeeding := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-fed
+	}
+	defer stopFeeding()
+	watch := watchInFlight(adminURL, dest)
+	defer watch.result()
+
+	// The reload, midway: same queue, a changed header.
+	deadline := time.Now().Add(3 * time.Minute)
+	for f.accepted.Load() < int64(f.total()/2) {
+		if time.Now().After(deadline) {
+			stopFeeding()
+			t.Fatalf("only %d of %d events answered 201 in 3 minutes", f.accepted.Load(), f.total())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	reloadedAt := time.Now()
+	tc.InitServer(config("v2"), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("reloaded after %d events answered 201, %d attempts", f.accepted.Load(), s.arrived.Load())
+
+	select {
+	case <-fed:
+	case <-time.After(3 * time.Minute):
+		stopFeeding()
+		t.Fatalf("the senders did not finish in 3 minutes: %s", f.summary())
+	}
+	acked := f.acked()
+	s.waitDelivered(t, acked, 2*time.Minute)
+	settled(t, adminURL, dest)
+	maxInFlight, reads := watch.result()
+
+	atts := s.all()
+	st := checkOrder(t, atts, acked)
+	versions := map[string]int{}
+	var v1AfterReload int
+	for _, a := range atts {
+		versions[a.Config]++
+		if a.Config == "v1" && a.Start.After(reloadedAt.Add(10*time.Second)) {
+			v1AfterReload++
+		}
+	}
+	if versions["v1"] == 0 || versions["v2"] == 0 {
+		t.Errorf("X-Config headers seen: %v; want v1 before the reload and v2 after it", versions)
+	}
+	if v1AfterReload > 0 {
+		t.Logf("%d attempts with the old config's header more than 10s after the reload", v1AfterReload)
+	}
+	if maxInFlight > lanes {
+		t.Errorf("in_flight reached %d (in %d reads of the status): more than the %d lanes", maxInFlight, reads, lanes)
+	}
+	took := st.last.Sub(f.began)
+	t.Logf("%d keys × %d statuses: ingress %s", keys, statuses, f.summary())
+	t.Logf("delivery: %s; all %d events delivered %v after the first was sent (%.0f events/s); headers %v; in_flight at most %d (%d reads)",
+		st, f.total(), took.Round(time.Millisecond), float64(f.total())/took.Seconds(), versions, maxInFlight, reads)
+}
