@@ -139,9 +139,6 @@ func TestOrderedDeadLetterReleasesLane(t *testing.T) {
 	})
 	t.Logf("the replayed dead letter was delivered %v after the replay, K's lane blocked by status 5 (%d attempts so far)",
 		time.Since(replayedAt).Round(time.Millisecond), s.attemptsOf(ev{K, 5}))
-	if s.delivered(ev{K, 5}) != 0 {
-		t.Fatalf("status 5 of K was delivered while the receiver refused it")
-	}
 
 	releasedLast.Store(true)
 	testutil.WaitFor(t, 15*time.Second, "K's status 5 once the receiver takes it", func() bool {

@@ -1,0 +1,96 @@
+package order
+
+import (
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
+)
+
+// TestOrderedDownDestinationHoldsOnlyLanes: while an ordered destination
+// is down (every attempt 503) with 1,000 events of 200 keys waiting, at
+// most one message per lane is handed out: in_flight stays within the
+// lanes and the rest is pending, only stored. Once it answers again every
+// key's statuses arrive in order.
+func TestOrderedDownDestinationHoldsOnlyLanes(t *testing.T) {
+	const (
+		dest     = "down_sink"
+		lanes    = 8
+		keys     = 200
+		statuses = 5
+	)
+	var up atomic.Bool
+	s := newOrderSink(t, func(attempt) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	load(t, caddyAt.NewTester(t), aveConfig(queueDir(t), []string{to(s.URL, dest,
+		"order_by data.shipment_id",
+		"lanes 8",
+		"timeout 2s",
+	)}, "schedule 50ms 1s"))
+	watch := watchInFlight(adminURL, dest)
+	defer watch.result()
+
+	ids := keyIDs("down", keys)
+	for k := range statuses {
+		for i := 0; i < keys; i += 25 {
+			var evs []ev
+			for _, key := range ids[i : i+25] {
+				evs = append(evs, ev{key, k})
+			}
+			postStatuses(t, evs...)
+		}
+	}
+	total := keys * statuses
+	// The heads fail and wait for their retries; everything else waits
+	// behind them, stored.
+	var st destStatus
+	testutil.WaitFor(t, 15*time.Second, "blocked lanes with the rest of the events pending", func() bool {
+		st = status(t, dest)
+		return st.BlockedLanes >= 1 && st.Pending >= uint64(total-lanes)
+	})
+	time.Sleep(2 * time.Second) // through a few retries of the heads
+	st = status(t, dest)
+	if st.InFlight > lanes || st.Pending < uint64(total-lanes) || st.BlockedLanes < 1 || st.BlockedLanes > lanes {
+		t.Errorf("status while down = %+v; want in_flight ≤ %d, pending ≥ %d, 1 to %d blocked lanes", st, lanes, total-lanes, lanes)
+	}
+	// Each lane's head is the first key stored in it, status 0: only
+	// heads were tried.
+	headOf := map[int]string{}
+	for _, k := range ids {
+		if _, ok := headOf[laneOf(k, lanes)]; !ok {
+			headOf[laneOf(k, lanes)] = k
+		}
+	}
+	downAttempts := s.all()
+	tried := map[string]bool{}
+	for _, a := range downAttempts {
+		if a.Status != 0 || headOf[laneOf(a.Key, lanes)] != a.Key {
+			t.Errorf("%s (lane %d, whose head is %s#0) attempted while the destination was down and its lane's head failing",
+				a.ev, laneOf(a.Key, lanes), headOf[laneOf(a.Key, lanes)])
+			continue
+		}
+		tried[a.Key] = true
+	}
+	t.Logf("while down: %+v; %d attempts, of the heads of %d lanes", st, len(downAttempts), len(tried))
+
+	up.Store(true)
+	upAt := time.Now()
+	acked := map[string]int{}
+	for _, k := range ids {
+		acked[k] = statuses
+	}
+	s.waitDelivered(t, acked, 60*time.Second)
+	t.Logf("all %d events delivered %v after the destination came back", total, time.Since(upAt).Round(time.Millisecond))
+	settled(t, adminURL, dest)
+	maxInFlight, reads := watch.result()
+	if maxInFlight > lanes {
+		t.Errorf("in_flight reached %d (in %d reads of the status): more than the %d lanes", maxInFlight, reads, lanes)
+	}
+	t.Logf("%s; in_flight at most %d (%d reads)", checkOrder(t, s.all(), acked), maxInFlight, reads)
+}
