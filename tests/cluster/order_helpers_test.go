@@ -477,7 +477,7 @@ func checkOrder(t *testing.T, atts []attempt, acked map[string]int) orderStats {
 	}
 
 	const shown = 8
-	var early, reordered, lost, overlaps, unknown []string
+	var early, reordered, lost, overlaps, unknown, dups []string
 	for key, as := range byKey {
 		n, known := acked[key]
 		if !known {
@@ -488,15 +488,19 @@ func checkOrder(t *testing.T, atts []attempt, acked map[string]int) orderStats {
 		early = append(early, earlyAttempts(key, as)...)
 		// The statuses answered 2xx, in the order they were received.
 		var seq []int
+		var prev attempt
 		for _, a := range as {
 			if !a.ok() {
 				continue
 			}
 			if len(seq) > 0 && seq[len(seq)-1] == a.Status {
 				st.duplicates++
+				dups = append(dups, fmt.Sprintf("key %s: status %d answered 2xx at %s (node %q, config %q) and again at %s (node %q, config %q)",
+					key, a.Status, prev.End.Format("15:04:05.000000"), prev.Node, prev.Config, a.Start.Format("15:04:05.000000"), a.Node, a.Config))
 				continue
 			}
 			seq = append(seq, a.Status)
+			prev = a
 		}
 		inOrder := true
 		for i, s := range seq {
@@ -530,7 +534,9 @@ func checkOrder(t *testing.T, atts []attempt, acked map[string]int) orderStats {
 	report("attempts of one key that overlapped at the receiver", overlaps)
 	report("attempts of keys never sent", unknown)
 	if st.duplicates > 0 {
-		t.Logf("%d duplicate deliveries (a status answered 2xx again right after itself): allowed", st.duplicates)
+		slices.Sort(dups)
+		t.Logf("%d duplicate deliveries (a status answered 2xx again right after itself, allowed), e.g.:\n\t%s",
+			st.duplicates, strings.Join(dups[:min(shown, len(dups))], "\n\t"))
 	}
 	return st
 }

@@ -73,7 +73,8 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	t.Logf("reloaded after %d events answered 201, %d attempts", f.accepted.Load(), s.arrived.Load())
+	t.Logf("reloaded at %s (in %v) after %d events answered 201, %d attempts", reloadedAt.Format("15:04:05.000000"),
+		time.Since(reloadedAt).Round(time.Millisecond), f.accepted.Load(), s.arrived.Load())
 
 	select {
 	case <-fed:
