@@ -13,15 +13,14 @@ import (
 // config midway, and checks every key's attempts: one at a time, in
 // order, nothing lost; duplicates are counted.
 func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
-	keys, statuses := 1000, 20
-	if testing.Short() {
-		keys, statuses = 200, 10
-	}
+	// No -short variant: caddytest runs no in-process Caddy with -short.
 	const (
-		dest    = "ordered_sink"
-		lanes   = 32
-		senders = 8
-		batch   = 10
+		keys     = 1000
+		statuses = 20
+		dest     = "ordered_sink"
+		lanes    = 32
+		senders  = 8
+		batch    = 10
 	)
 	s := newOrderSink(t, flaky(0.10))
 	s.okDelay = time.Millisecond

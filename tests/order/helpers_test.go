@@ -119,9 +119,13 @@ func to(url, name string, lines ...string) string {
 
 // load runs config in the in-process Caddy (a reload when one is running)
 // and, when the test ends, replaces it with an empty config so that its
-// queue is closed before the next test starts its own.
+// queue is closed before the next test starts its own. caddytest runs no
+// in-process Caddy with -short: the test is skipped.
 func load(t *testing.T, tc *caddytest.Tester, config string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("caddytest runs no in-process Caddy with -short")
+	}
 	caddyAt.Load(t, tc, config)
 	counters.Start(t)
 }
