@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/internal/jsonscan"
 	"github.com/hookrelay/hookrelay/relay/event"
@@ -78,7 +79,15 @@ func orderKey(body []byte, path []string) (string, bool) {
 	case 'n':
 		return "", false
 	case '"':
-		if bytes.IndexByte(raw, '\\') < 0 {
+		// On input that is not JSON, raw may be a string without its
+		// closing quote.
+		if len(raw) < 2 || raw[len(raw)-1] != '"' {
+			return "", false
+		}
+		// The text as encoding/json decodes it, so that one string is one
+		// key however it is spelled (invalid UTF-8 reads as U+FFFD, with
+		// or without an escape elsewhere in the string).
+		if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 			return string(raw[1 : len(raw)-1]), true
 		}
 		var s string
@@ -113,20 +122,23 @@ func laneOf(key string, ok bool, lanes int) int {
 	return int(h.Sum32() % uint32(lanes))
 }
 
-// shownKey is a key as the status shows it: at most maxShownKey bytes.
+// shownKey is a key as the status shows it: at most maxShownKey bytes of
+// it, whole UTF-8 characters, followed by "…" when it was cut.
 func shownKey(k string) string {
 	if len(k) <= maxShownKey {
 		return k
 	}
-	k = k[:maxShownKey]
-	// Do not cut a UTF-8 sequence in two.
-	for len(k) > 0 && k[len(k)-1]&0xC0 == 0x80 {
-		k = k[:len(k)-1]
+	// Do not cut a UTF-8 sequence in two: cut before the character that
+	// byte maxShownKey belongs to (looking back no further than a
+	// character's length, in case k is not UTF-8).
+	n := maxShownKey
+	for n > maxShownKey-(utf8.UTFMax-1) && !utf8.RuneStart(k[n]) {
+		n--
 	}
-	if len(k) > 0 && k[len(k)-1] >= 0xC0 {
-		k = k[:len(k)-1]
+	if !utf8.RuneStart(k[n]) {
+		n = maxShownKey
 	}
-	return k + "…"
+	return k[:n] + "…"
 }
 
 // lookupJSON returns the raw JSON value at path in b, an object. It does
@@ -196,9 +208,10 @@ func member(b []byte, i int, name string) (int, bool) {
 	return 0, false
 }
 
-// keyIs reports whether the quoted JSON string q is name.
+// keyIs reports whether the quoted JSON string q is name, decoded as
+// encoding/json decodes it.
 func keyIs(q []byte, name string) bool {
-	if bytes.IndexByte(q, '\\') < 0 {
+	if bytes.IndexByte(q, '\\') < 0 && utf8.Valid(q) {
 		return string(q[1:len(q)-1]) == name
 	}
 	var s string
