@@ -22,6 +22,7 @@ type delivery struct {
 	attempt   int // this attempt's number, from 1
 	firstSeen time.Time
 	seq       uint64 // stream sequence
+	lane      int    // the lane of an ordered delivery; noLane otherwise
 	log       *zap.Logger
 	start     time.Time // when the request went out; zero when none did
 }
@@ -52,7 +53,7 @@ type refusal interface {
 }
 
 // open reads a fetched message's delivery.
-func (r *runner) open(msg jetstream.Msg) (*delivery, error) {
+func (r *runner) open(msg jetstream.Msg, lane int) (*delivery, error) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		return nil, err
@@ -63,6 +64,7 @@ func (r *runner) open(msg jetstream.Msg) (*delivery, error) {
 		dest:    r.cfg(),
 		attempt: headerInt(hdr, HeaderAttempts) + int(meta.NumDelivered),
 		seq:     meta.Sequence.Stream,
+		lane:    lane,
 		eventID: hdr.Get(HeaderEvent),
 	}
 	d.firstSeen, err = time.Parse(time.RFC3339Nano, hdr.Get(HeaderFirstSeen))
@@ -73,11 +75,15 @@ func (r *runner) open(msg jetstream.Msg) (*delivery, error) {
 		d.eventID = "msg_" + strconv.FormatUint(d.seq, 10)
 	}
 	d.log = r.log.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt))
+	if lane != noLane {
+		d.log = d.log.With(zap.Int("lane", lane))
+	}
 	return d, nil
 }
 
-// handle makes one attempt for a message and settles it.
-func (r *runner) handle(msg jetstream.Msg) {
+// handle makes one attempt for a message, of lane (noLane for the
+// destination's own consumer), and settles it.
+func (r *runner) handle(msg jetstream.Msg, lane int) {
 	defer r.held.done(msg)
 	if r.gone.isSet() {
 		// The destination answered 410: keep its events stored, untried,
@@ -86,12 +92,15 @@ func (r *runner) handle(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	d, err := r.open(msg)
+	d, err := r.open(msg, lane)
 	if err != nil {
 		_ = msg.Nak()
 		return
 	}
 	r.stats.taken(d.seq)
+	if lane != noLane {
+		r.stats.laneTaken(lane, d.seq)
+	}
 	body := msg.Data()
 	if d.dest.Transform != nil {
 		out, err := d.dest.Transform(body)
@@ -146,7 +155,12 @@ func (r *runner) settle(d *delivery, res attemptResult) {
 		}
 		r.deadLetter(d, res, ReasonPermanentFailure)
 	case OutcomeRetry:
-		r.breaker.failure()
+		if d.lane == noLane || d.attempt == 1 {
+			// A lane's head that keeps failing is one failure, not one
+			// per retry: a key stuck for hours must not open the circuit
+			// of the lanes that flow.
+			r.breaker.failure()
+		}
 		delay, ok := d.dest.Retry.nextDelay(d.attempt, d.firstSeen, time.Now(), res.retryAfter, res.hasRA)
 		if !ok {
 			r.deadLetter(d, res, ReasonMaxAge)
@@ -175,6 +189,9 @@ func (r *runner) delivered(d *delivery, res attemptResult) {
 	if err := d.msg.Ack(); err != nil {
 		d.log.Debug("ack failed; the message may be delivered again", zap.Error(err))
 	}
+	if d.lane != noLane {
+		r.stats.unblock(d.lane)
+	}
 }
 
 // retry puts the message back for another attempt after delay: short
@@ -182,6 +199,10 @@ func (r *runner) delivered(d *delivery, res attemptResult) {
 // scheduled message and the original acknowledged.
 func (r *runner) retry(d *delivery, res attemptResult, delay time.Duration) {
 	r.observe(d, OutcomeRetry, res)
+	if d.lane != noLane {
+		r.laneRetry(d, delay)
+		return
+	}
 	if delay <= r.e.nakMax {
 		if err := d.msg.NakWithDelay(delay); err != nil {
 			d.log.Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
@@ -231,6 +252,9 @@ func (r *runner) deadLetter(d *delivery, res attemptResult, reason DeadLetterRea
 	}
 	if err := d.msg.Ack(); err != nil {
 		d.log.Debug("ack after dead-lettering failed", zap.Error(err))
+	}
+	if d.lane != noLane {
+		r.stats.unblock(d.lane)
 	}
 	d.log.Warn("delivery dead-lettered",
 		zap.String("reason", string(reason)),

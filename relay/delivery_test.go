@@ -139,7 +139,7 @@ func TestTransformFailureIsDeadLetteredAndRecorded(t *testing.T) {
 	r, st, obs := testRunner(t, &Destination{Name: "app", URL: answering(t, 200),
 		Transform: func([]byte) ([]byte, error) { return nil, errors.New("no field x") }})
 	msg := newFakeMsg("ev1", 0, time.Now(), 1)
-	r.handle(msg)
+	r.handle(msg, noLane)
 	if len(st.dead) != 1 || st.dead[0].reason != ReasonTransformFailed || st.dead[0].lastError != "transform: no field x" || st.dead[0].eventID != "ev1" {
 		t.Fatalf("dead letters = %+v, want one transform_failed", st.dead)
 	}
@@ -188,7 +188,7 @@ func TestSettle(t *testing.T) {
 				st.fail = errors.New("queue down")
 			}
 			msg := newFakeMsg("ev1", 2, firstSeen, 1)
-			r.handle(msg)
+			r.handle(msg, noLane)
 			if len(obs.outcomes) != 1 || obs.outcomes[0] != tc.wantOut {
 				t.Errorf("outcomes %v, want [%v]", obs.outcomes, tc.wantOut)
 			}
@@ -239,7 +239,7 @@ func TestGoneRunnerHandsMessagesBack(t *testing.T) {
 	r, _, obs := testRunner(t, &Destination{Name: "app", URL: srv.URL})
 	r.gone.mark()
 	msg := newFakeMsg("ev1", 0, time.Now(), 1)
-	r.handle(msg)
+	r.handle(msg, noLane)
 	if hits != 0 || len(obs.outcomes) != 0 || msg.acks != 0 || len(msg.naks) != 1 || msg.naks[0] != time.Second {
 		t.Errorf("hits %d outcomes %v acks %d naks %v; want the message handed back untried", hits, obs.outcomes, msg.acks, msg.naks)
 	}

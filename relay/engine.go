@@ -119,6 +119,41 @@ type Engine struct {
 	// destStats holds a *destStats per destination name, kept across
 	// runner restarts; see stats.go.
 	destStats sync.Map
+
+	// orders holds the orderSpec of each ordered destination by name,
+	// read by Enqueue to pick each message's lane; staticOrdered are the
+	// configuration's names among them (guarded by mu).
+	orders        sync.Map
+	staticOrdered map[string]bool
+}
+
+// orderSpec is how an ordered destination's events find their lane.
+type orderSpec struct {
+	path  []string
+	lanes int
+}
+
+// subjectFor is the subject of the delivery of the stored event body to
+// dest: the destination's own, or for an ordered destination the one of
+// the lane of the event's key.
+func (e *Engine) subjectFor(dest string, body []byte) string {
+	v, ok := e.orders.Load(dest)
+	if !ok {
+		return outSubject(dest)
+	}
+	spec := v.(orderSpec)
+	key, has := orderKey(body, spec.path)
+	return laneSubject(dest, laneOf(key, has, spec.lanes))
+}
+
+// setOrderLocked records how d's events find their lane; nil d, or an
+// unordered one, forgets it.
+func (e *Engine) setOrderLocked(name string, d *Destination) {
+	if d == nil || d.orderPath == nil {
+		e.orders.Delete(name)
+		return
+	}
+	e.orders.Store(name, orderSpec{path: d.orderPath, lanes: d.Lanes})
 }
 
 type ownerSet struct {
@@ -337,7 +372,7 @@ func (e *Engine) reconcileLocked() {
 			continue
 		}
 		d, ok := active[name]
-		if !ok || d.Workers != w.cfg().Workers || d.MaxPending != w.cfg().MaxPending {
+		if !ok || !sameRunner(d, w.cfg()) {
 			// A worker for the new settings starts pulling at once
 			// beside it.
 			e.retireLocked(name, w)
@@ -353,6 +388,27 @@ func (e *Engine) reconcileLocked() {
 		e.runners[name] = w
 		w.start()
 	}
+	for name := range e.staticOrdered {
+		if _, ok := active[name]; !ok {
+			e.setOrderLocked(name, nil)
+			delete(e.staticOrdered, name)
+		}
+	}
+	for name, d := range active {
+		e.setOrderLocked(name, d)
+		if d.orderPath != nil {
+			if e.staticOrdered == nil {
+				e.staticOrdered = make(map[string]bool)
+			}
+			e.staticOrdered[name] = true
+		}
+	}
+}
+
+// sameRunner reports whether a runner of a's settings can take b's: the
+// settings its consumers and pull loops are made of are the same.
+func sameRunner(a, b *Destination) bool {
+	return a.Workers == b.Workers && a.MaxPending == b.MaxPending && a.OrderBy == b.OrderBy && a.Lanes == b.Lanes
 }
 
 // Put runs a destination that belongs to no configuration, such as a
@@ -375,8 +431,9 @@ func (e *Engine) Put(d *Destination) error {
 		return errors.New("relay engine is closed")
 	}
 	e.dynamic[d.Name] = d
+	e.setOrderLocked(d.Name, d)
 	if w, ok := e.runners[d.Name]; ok {
-		if d.Workers == w.cfg().Workers && d.MaxPending == w.cfg().MaxPending {
+		if sameRunner(d, w.cfg()) {
 			w.setCfg(d)
 			return nil
 		}
@@ -481,6 +538,7 @@ func (e *Engine) Remove(name string) {
 		return
 	}
 	delete(e.dynamic, name)
+	e.setOrderLocked(name, nil)
 	if w, ok := e.runners[name]; ok {
 		e.retireLocked(name, w)
 	}
@@ -601,7 +659,7 @@ func (e *Engine) EnqueueEach(ctx context.Context, events []event.Event, dests []
 	msgs := make([]*nats.Msg, 0, n)
 	for i, body := range bodies {
 		for _, dest := range dests[i] {
-			msgs = append(msgs, deliveryMsg(dest, events[i].ID, events[i].ID+"."+dest, firstSeen, body))
+			msgs = append(msgs, deliveryMsg(e.subjectFor(dest, body), events[i].ID, events[i].ID+"."+dest, firstSeen, body))
 		}
 	}
 	if err := e.q.storeDeliveries(ctx, msgs); err != nil {

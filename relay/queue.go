@@ -26,6 +26,11 @@ const (
 	subjectSchedule = "hookrelay.sched."
 	subjectDead     = "hookrelay.dlq."
 	consumerPrefix  = "hr_"
+	// lanePrefix names an ordered destination's lane consumers:
+	// hro_<destination>_<lane>. A destination name never holds a dot,
+	// and the lane is the last _ part, so no two names collide, nor
+	// with hr_ and hrs_ names.
+	lanePrefix = "hro_"
 	// counterPrefix names a destination's scheduled-retry counter: a
 	// consumer that is never pulled from, whose pending count is the
 	// number of the destination's parked retries. The server keeps that
@@ -406,6 +411,16 @@ func deadSubject(dest string) string {
 }
 func consumerName(dest string) string { return consumerPrefix + dest }
 
+// laneSubject is the subject of lane of an ordered destination.
+func laneSubject(dest string, lane int) string {
+	return subjectOut + dest + "." + strconv.Itoa(lane)
+}
+
+// laneConsumerName is the consumer of lane of an ordered destination.
+func laneConsumerName(dest string, lane int) string {
+	return lanePrefix + dest + "_" + strconv.Itoa(lane)
+}
+
 // storedHeader builds the headers of a message hookrelay stores: the
 // event id (every attempt's webhook-id), the attempts already made, when
 // the event was first stored (RFC 3339, its retry budget starts there),
@@ -438,11 +453,12 @@ func (q *queue) connected() bool { return q.nc.IsConnected() }
 // the queue was never reached.
 func (q *queue) maxPayload() int64 { return q.nc.MaxPayload() }
 
-// deliveryMsg is the stored form of a new delivery of one event to one
-// destination. msgID drops resends of it within the dedupe window.
-func deliveryMsg(dest, eventID, msgID, firstSeen string, body []byte) *nats.Msg {
+// deliveryMsg is the stored form of a new delivery of one event on
+// subject, a destination's or one of its lanes. msgID drops resends of it
+// within the dedupe window.
+func deliveryMsg(subject, eventID, msgID, firstSeen string, body []byte) *nats.Msg {
 	h := storedHeader(eventID, 0, firstSeen, jetstream.MsgIDHeader, msgID)
-	return &nats.Msg{Subject: outSubject(dest), Header: h, Data: body}
+	return &nats.Msg{Subject: subject, Header: h, Data: body}
 }
 
 // storeDeliveries stores msgs and returns once JetStream acknowledged
@@ -603,7 +619,10 @@ func (q *queue) requeue(ctx context.Context, seq uint64, keep func(dest string) 
 	// A replay is a new delivery: its own message id, so that the dedupe
 	// window does not drop it.
 	msgID := dl.EventID + "." + dl.Destination + ".replay." + strconv.FormatUint(seq, 10)
-	if _, err := q.js.PublishMsg(ctx, deliveryMsg(dl.Destination, dl.EventID, msgID, formatTime(time.Now()), m.Data)); err != nil {
+	// It goes to the destination's own subject, not to a lane: it is
+	// delivered on its own, and for an ordered destination it may
+	// arrive after newer events of its key.
+	if _, err := q.js.PublishMsg(ctx, deliveryMsg(outSubject(dl.Destination), dl.EventID, msgID, formatTime(time.Now()), m.Data)); err != nil {
 		return "", err
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -631,17 +650,48 @@ type consumerSettings struct {
 	// server once no node pulled from it for lazyInactive, and it has no
 	// scheduled-retry counter (scheduledCount counts its subjects).
 	lazy bool
+	// lane, when isLane, makes these the settings of that lane's
+	// consumer of an ordered destination: it hands out one message at a
+	// time (MaxAckPending 1), so that the next one waits until the head
+	// is acknowledged, whichever node holds it, and a head that waits for
+	// a retry (NakWithDelay) holds its lane back without holding a
+	// message in any node's memory.
+	lane   int
+	isLane bool
+}
+
+// laneSettings are the settings of lane's consumer of the same
+// destination.
+func (cs consumerSettings) laneSettings(lane int) consumerSettings {
+	cs.lane, cs.isLane, cs.maxPending = lane, true, 1
+	return cs
+}
+
+// name is the consumer's name.
+func (cs consumerSettings) name() string {
+	if cs.isLane {
+		return laneConsumerName(cs.dest, cs.lane)
+	}
+	return consumerName(cs.dest)
 }
 
 // lazyInactive is how long a lazy destination's consumer outlives the
 // last pull from it.
 const lazyInactive = time.Minute
 
+// laneInactive is how long a static destination's lane consumer outlives
+// the last pull from it: the consumers of a destination taken out of the
+// configuration, or of lanes a smaller lane count left, are deleted by
+// the server then. Deleting one loses nothing: its messages stay in the
+// stream, and a new consumer hands them out again in order (only the
+// delay of a waiting retry is forgotten).
+const laneInactive = 24 * time.Hour
+
 // consumerConfig is the destination's durable consumer. Every node of a
 // cluster shares it, so each message goes to one node.
 func (cs consumerSettings) config() jetstream.ConsumerConfig {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       consumerName(cs.dest),
+		Durable:       cs.name(),
 		Description:   "hookrelay deliveries to " + cs.dest,
 		FilterSubject: outSubject(cs.dest),
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -655,6 +705,14 @@ func (cs consumerSettings) config() jetstream.ConsumerConfig {
 	if cs.lazy {
 		cfg.InactiveThreshold = lazyInactive
 	}
+	if cs.isLane {
+		cfg.Description = "hookrelay ordered deliveries to " + cs.dest + ", lane " + strconv.Itoa(cs.lane)
+		cfg.FilterSubject = laneSubject(cs.dest, cs.lane)
+		cfg.MaxAckPending = 1
+		if !cs.lazy {
+			cfg.InactiveThreshold = laneInactive
+		}
+	}
 	return cfg
 }
 
@@ -665,6 +723,11 @@ func (q *queue) openConsumer(ctx context.Context, cs consumerSettings) (jetstrea
 	cfg := cs.config()
 	q.updateMu.RLock()
 	cfg.PauseUntil, cfg.Metadata = q.consumerState(ctx, cfg.Durable)
+	if cs.isLane && cfg.PauseUntil == nil {
+		// A new lane of a paused destination starts paused: the pause
+		// lives in every consumer of the destination.
+		cfg.PauseUntil, _ = q.consumerState(ctx, consumerName(cs.dest))
+	}
 	c, err := q.js.CreateOrUpdateConsumer(ctx, StreamOut, cfg)
 	q.updateMu.RUnlock()
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -680,7 +743,7 @@ func (q *queue) openConsumer(ctx context.Context, cs consumerSettings) (jetstrea
 	if err != nil {
 		return nil, err
 	}
-	if cs.lazy {
+	if cs.lazy || cs.isLane {
 		return c, nil
 	}
 	q.updateMu.RLock()
@@ -695,7 +758,13 @@ func (q *queue) openConsumer(ctx context.Context, cs consumerSettings) (jetstrea
 // consumerInfo returns what JetStream knows of the destination's
 // consumer; nil when it was not created yet.
 func (q *queue) consumerInfo(ctx context.Context, dest string) (*jetstream.ConsumerInfo, error) {
-	c, err := q.js.Consumer(ctx, StreamOut, consumerName(dest))
+	return q.consumerInfoNamed(ctx, consumerName(dest))
+}
+
+// consumerInfoNamed returns what JetStream knows of a consumer of the
+// delivery stream; nil when it does not exist.
+func (q *queue) consumerInfoNamed(ctx context.Context, name string) (*jetstream.ConsumerInfo, error) {
+	c, err := q.js.Consumer(ctx, StreamOut, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, nil
 	}
@@ -728,6 +797,9 @@ func (q *queue) setConsumerState(ctx context.Context, cs consumerSettings, pause
 	defer q.updateMu.Unlock()
 	cfg := cs.config()
 	until, meta := q.consumerState(ctx, cfg.Durable)
+	if cs.isLane {
+		gone = false // the mark lives in the destination's own consumer
+	}
 	_, wasGone := meta[metaGone]
 	if gone != wasGone || until == nil && pauseFor > 0 {
 		// The mark is in the consumer's metadata: update the consumer
@@ -853,18 +925,38 @@ func (q *queue) subjectCounts(ctx context.Context, filter string) (map[string]ui
 // waitingWebhooks returns the names of the registered webhooks with
 // deliveries waiting in their subjects.
 func (q *queue) waitingWebhooks(ctx context.Context) ([]string, error) {
-	// A wildcard is a whole token: list every destination's subject.
-	subjects, err := q.subjectCounts(ctx, subjectOut+"*")
+	// Every destination's subject, and the lanes of ordered ones.
+	subjects, err := q.subjectCounts(ctx, subjectOut+">")
 	if err != nil {
 		return nil, err
 	}
+	seen := make(map[string]bool)
 	var names []string
 	for s := range subjects {
-		if name := strings.TrimPrefix(s, subjectOut); strings.HasPrefix(name, webhookPrefix) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(s, subjectOut), ".")
+		if strings.HasPrefix(name, webhookPrefix) && !seen[name] {
+			seen[name] = true
 			names = append(names, name)
 		}
 	}
 	return names, nil
+}
+
+// laneCounts returns the number of messages stored in each lane of dest
+// that has any, by lane.
+func (q *queue) laneCounts(ctx context.Context, dest string) (map[int]uint64, error) {
+	subjects, err := q.subjectCounts(ctx, subjectOut+dest+".*")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]uint64, len(subjects))
+	for s, n := range subjects {
+		lane, err := strconv.Atoi(strings.TrimPrefix(s, subjectOut+dest+"."))
+		if err == nil && lane >= 0 {
+			out[lane] += n
+		}
+	}
+	return out, nil
 }
 
 // firstScheduled reads the due time of the oldest parked retry of dest.
@@ -919,20 +1011,40 @@ func (q *queue) keyValue(ctx context.Context, bucket, description string) (jetst
 func (q *queue) forget(ctx context.Context, dest string) error {
 	q.updateMu.RLock()
 	defer q.updateMu.RUnlock()
+	s, err := q.js.Stream(ctx, StreamOut)
+	if err != nil {
+		return err
+	}
 	var errs []error
-	for _, c := range []string{consumerName(dest), counterPrefix + dest} {
+	consumers := []string{consumerName(dest), counterPrefix + dest}
+	names := s.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if rest, ok := strings.CutPrefix(name, lanePrefix+dest+"_"); ok && isDigits(rest) {
+			consumers = append(consumers, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range consumers {
 		if err := q.js.DeleteConsumer(ctx, StreamOut, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			errs = append(errs, err)
 		}
 	}
-	s, err := q.js.Stream(ctx, StreamOut)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	for _, subj := range []string{outSubject(dest), subjectSchedule + dest + ".>"} {
+	for _, subj := range []string{outSubject(dest), outSubject(dest) + ".>", subjectSchedule + dest + ".>"} {
 		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isDigits reports whether s is one or more ASCII digits.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

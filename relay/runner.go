@@ -44,8 +44,17 @@ type runner struct {
 	wg            sync.WaitGroup
 
 	breaker breaker
-	held    heldMsgs
-	gone    goneMark
+	// gate keeps the pull loops of the runner (its own and its lanes')
+	// from opening or probing the circuit at once: one waits out the
+	// cool-down while the others wait for it.
+	gate sync.Mutex
+	held heldMsgs
+	gone goneMark
+	// slots holds one token per attempt under way: at most Workers,
+	// whether the puller or a lane started it.
+	slots chan struct{}
+	// lanes are the lanes whose pull loops run (see lanes.go).
+	lanes laneSet
 
 	// lazy runners (registered webhooks) run only while their
 	// destination has messages: started by Engine.wake, they end by
@@ -68,6 +77,7 @@ func newRunner(e *Engine, d *Destination) *runner {
 		cancel:        cancel,
 		attemptCtx:    actx,
 		cancelAttempt: acancel,
+		slots:         make(chan struct{}, max(d.Workers, 1)),
 	}
 	r.held.m = make(map[jetstream.Msg]struct{})
 	r.dest.Store(d)
@@ -84,8 +94,14 @@ func (r *runner) consumerSettings() consumerSettings {
 
 func (r *runner) start() {
 	r.e.beating.Store(r, struct{}{})
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.pull()
+	go r.watchLanes()
+	if d := r.cfg(); d.orderPath != nil {
+		for lane := range d.Lanes {
+			r.startLane(lane, false)
+		}
+	}
 }
 
 // stop ends pulling at once, hands back what was fetched and not started,
@@ -238,9 +254,13 @@ func (r *runner) markGone(log *zap.Logger) {
 	log.Error("destination answered 410 Gone; it is paused and its events wait until it is resumed")
 	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
 	defer cancel()
-	if err := r.store.setConsumerState(ctx, r.consumerSettings(), pauseForever, true); err != nil {
-		log.Warn("marking the destination gone failed; this node holds its deliveries anyway", zap.Error(err))
-		return
+	// The mark lives in the destination's own consumer; its lanes, when
+	// it is ordered, are paused with it.
+	for _, cs := range r.allConsumers() {
+		if err := r.store.setConsumerState(ctx, cs, pauseForever, !cs.isLane); err != nil {
+			log.Warn("marking the destination gone failed; this node holds its deliveries anyway", zap.Error(err))
+			return
+		}
 	}
 	r.gone.paused(time.Now())
 }
@@ -266,8 +286,8 @@ type puller struct {
 	stalled int
 	// idle counts consecutive fetches that found nothing; see idleOut.
 	idle int
-	// slots holds one token per attempt under way (Workers).
-	slots chan struct{}
+	// cs are the settings of the consumer pulled from.
+	cs consumerSettings
 }
 
 // fetchExpiry is how long a pull request waits for messages; a message
@@ -283,7 +303,7 @@ const idleAfter = 6
 // An idle destination costs this one goroutine and a pull request.
 func (r *runner) pull() {
 	defer r.wg.Done()
-	p := &puller{r: r, backoff: minBackoff, slots: make(chan struct{}, r.cfg().Workers)}
+	p := &puller{r: r, backoff: minBackoff, cs: r.consumerSettings()}
 	for r.ctx.Err() == nil {
 		if p.cons == nil && !p.openConsumer() {
 			continue
@@ -321,6 +341,13 @@ func (p *puller) idleOut() bool {
 		p.idle = 0
 		return false
 	}
+	ctx, cancel = context.WithTimeout(r.ctx, 5*time.Second)
+	lanes, err := r.e.q.laneCounts(ctx, r.name)
+	cancel()
+	if err != nil || len(lanes) > 0 {
+		p.idle = 0 // ordered deliveries wait in lanes
+		return false
+	}
 	if !r.e.endIdle(r, seq) {
 		p.idle = 0
 		return false
@@ -334,7 +361,7 @@ func (p *puller) idleOut() bool {
 // backoff and reports false.
 func (p *puller) openConsumer() bool {
 	ctx, cancel := context.WithTimeout(p.r.ctx, 10*time.Second)
-	c, err := p.r.store.openConsumer(ctx, p.r.consumerSettings())
+	c, err := p.r.store.openConsumer(ctx, p.cs)
 	cancel()
 	if err != nil {
 		if p.r.ctx.Err() != nil {
@@ -350,8 +377,15 @@ func (p *puller) openConsumer() bool {
 }
 
 // holdBack waits while the circuit is open; it reports false when the
-// runner stopped meanwhile.
+// runner stopped meanwhile. The runner's pull loops (its own and its
+// lanes') pass the gate one at a time: while the circuit is open, one
+// waits out the cool-down and probes, the others wait behind it.
 func (r *runner) holdBack() bool {
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	if r.ctx.Err() != nil {
+		return false
+	}
 	wait, change := r.breaker.next(r.cfg().Retry.Delay(1))
 	switch change {
 	case breakerOpened:
@@ -377,7 +411,7 @@ func (p *puller) fetch() error {
 	ctx, cancel := context.WithTimeout(r.ctx, fetchExpiry)
 	defer cancel()
 	start := time.Now()
-	batch, err := p.cons.Fetch(2*cap(p.slots), jetstream.FetchContext(ctx))
+	batch, err := p.cons.Fetch(2*cap(r.slots), jetstream.FetchContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -387,12 +421,12 @@ func (p *puller) fetch() error {
 		r.held.add(msg)
 		r.gone.fetched(start)
 		select {
-		case p.slots <- struct{}{}:
+		case r.slots <- struct{}{}:
 			r.wg.Add(1)
 			go func() {
 				defer r.wg.Done()
-				defer func() { <-p.slots }()
-				r.handle(msg)
+				defer func() { <-r.slots }()
+				r.handle(msg, noLane)
 			}()
 		case <-r.ctx.Done():
 			// Hand it back at once rather than after AckWait.

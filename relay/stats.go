@@ -147,6 +147,9 @@ type destStats struct {
 	recent   [numRecentAttempts]Attempt
 	nRecent  int // attempts ever recorded, for the ring position
 	retryDue map[uint64]time.Time
+	// blocked are the lanes whose head failed and waits for its retry,
+	// as this node saw them.
+	blocked map[int]blockedLane
 
 	// The oldest parked retry's due time, as last read.
 	firstSched        time.Time
@@ -159,7 +162,45 @@ func newDestStats(now func() time.Time) *destStats {
 	if now == nil {
 		now = time.Now
 	}
-	return &destStats{now: now, retryDue: make(map[uint64]time.Time)}
+	return &destStats{now: now, retryDue: make(map[uint64]time.Time), blocked: make(map[int]blockedLane)}
+}
+
+// blockedLane is a lane whose head waits for a retry.
+type blockedLane struct {
+	key   string
+	seq   uint64    // the head's stream sequence
+	since time.Time // when this node first saw it fail
+	due   time.Time // its retry
+}
+
+// block notes that lane's head, the message with stream sequence seq and
+// order key key, failed and is due again at due.
+func (s *destStats) block(lane int, key string, seq uint64, due time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.blocked[lane]
+	if !ok || b.seq != seq {
+		b = blockedLane{key: key, seq: seq, since: s.now()}
+	}
+	b.due = due
+	s.blocked[lane] = b
+}
+
+// unblock notes that lane's head was settled.
+func (s *destStats) unblock(lane int) {
+	s.mu.Lock()
+	delete(s.blocked, lane)
+	s.mu.Unlock()
+}
+
+// laneTaken notes that lane handed out the message with stream sequence
+// seq: a blocked head of another sequence was settled by another node.
+func (s *destStats) laneTaken(lane int, seq uint64) {
+	s.mu.Lock()
+	if b, ok := s.blocked[lane]; ok && b.seq != seq {
+		delete(s.blocked, lane)
+	}
+	s.mu.Unlock()
 }
 
 // stats returns the destination's record, creating it on first use.
@@ -246,6 +287,23 @@ func (s *destStats) fill(st *DestinationStatus) {
 	if !next.IsZero() {
 		st.NextAttempt = &next
 	}
+	var oldest *blockedLane
+	for lane, b := range s.blocked {
+		if now.Sub(b.due) > staleRetry {
+			// Another node of a cluster took it and settled it.
+			delete(s.blocked, lane)
+			continue
+		}
+		if oldest == nil || b.since.Before(oldest.since) {
+			oldest = &b
+		}
+	}
+	st.BlockedLanes = len(s.blocked)
+	if oldest != nil {
+		since := oldest.since
+		st.OldestBlockedSince = &since
+		st.OldestBlockedKey = shownKey(oldest.key)
+	}
 }
 
 // Stats returns a snapshot of every running destination, sorted by name.
@@ -321,6 +379,9 @@ func (e *Engine) status(ctx context.Context, names []string) ([]DestinationStatu
 				}
 			}
 		}
+		if err := e.laneStatus(ctx, name, &st); err != nil {
+			return nil, fmt.Errorf("reading the lanes of %s: %w", name, err)
+		}
 		st.Scheduled = e.q.scheduledCount(ctx, name)
 		ds := e.stats(name)
 		ds.fill(&st)
@@ -336,6 +397,48 @@ func (e *Engine) status(ctx context.Context, names []string) ([]DestinationStatu
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// laneStatus adds what an ordered destination's lanes hold to st: their
+// waiting and in-flight messages, read from the consumers of the lanes
+// that hold any (the consumer of an empty lane has nothing to add).
+func (e *Engine) laneStatus(ctx context.Context, name string, st *DestinationStatus) error {
+	d, r := e.destination(name)
+	if d != nil && d.orderPath != nil {
+		st.Ordered, st.Lanes = true, d.Lanes
+	} else if r == nil || len(r.lanes.list()) == 0 {
+		return nil // unordered, and no lane left to drain
+	}
+	counts, err := e.q.laneCounts(ctx, name)
+	if err != nil {
+		return err
+	}
+	for lane, n := range counts {
+		info, err := e.q.consumerInfoNamed(ctx, laneConsumerName(name, lane))
+		if err != nil {
+			return err
+		}
+		if info == nil {
+			st.Pending += n // no node pulled from it yet
+			continue
+		}
+		st.Pending += info.NumPending
+		st.InFlight += info.NumAckPending
+		st.Redelivered += info.NumRedelivered
+	}
+	return nil
+}
+
+// destination returns the settings of a running or put destination, and
+// its runner on this node (nil when idle).
+func (e *Engine) destination(name string) (*Destination, *runner) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.runners[name]
+	if r != nil {
+		return r.cfg(), r
+	}
+	return e.dynamic[name], nil
 }
 
 // firstScheduledEvery is how often the due time of a destination's oldest
@@ -400,13 +503,19 @@ func (e *Engine) setPaused(ctx context.Context, name string, pause bool) error {
 	if r == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDestination, name)
 	}
+	pauseFor := time.Duration(0)
 	if pause {
-		return e.q.setConsumerState(ctx, r.consumerSettings(), pauseForever, false)
+		pauseFor = pauseForever
 	}
-	// Resuming also clears a gone mark (a 410).
-	if err := e.q.setConsumerState(ctx, r.consumerSettings(), 0, false); err != nil {
-		return err
+	// Every consumer of the destination: its own, and its lanes' when
+	// it is ordered. Resuming also clears a gone mark (a 410).
+	for _, cs := range r.allConsumers() {
+		if err := e.q.setConsumerState(ctx, cs, pauseFor, false); err != nil {
+			return err
+		}
 	}
-	r.gone.clear()
+	if !pause {
+		r.gone.clear()
+	}
 	return nil
 }

@@ -1,0 +1,226 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// Ordered delivery.
+//
+// An ordered destination's events are stored on the subject of their
+// key's lane (hookrelay.out.<destination>.<lane>), and each lane has a
+// consumer of its own that hands out one message at a time
+// (MaxAckPending 1). A lane's next message is handed out only once its
+// head is acknowledged: delivered, dead-lettered, or parked elsewhere.
+// So the order holds whichever node works the lane, across restarts,
+// kill -9 and a node's death (what a dead node held comes back after the
+// ack wait, before anything behind it), with nothing kept in memory.
+//
+// A failed head is handed back with NakWithDelay for its whole retry
+// delay, however long: JetStream keeps it pending, with its due time, in
+// the consumer's replicated state, so the lane waits without a message in
+// any node's memory, and the ack window a waiting lane takes is one
+// message. Every node pulls from every lane; the runner's Workers bound
+// the attempts under way across lanes.
+//
+// The destination's own subject and consumer stay: replays of dead
+// letters are delivered there, on their own, and so are events stored
+// before the destination was ordered.
+
+// noLane marks a delivery of the destination's own consumer.
+const noLane = -1
+
+// watchLanesEvery is how often a runner looks for lanes with messages
+// that it does not run: lanes a larger lane count left, or all lanes of a
+// destination that is no longer ordered.
+const watchLanesEvery = time.Minute
+
+// laneSet are the lanes whose pull loops run.
+type laneSet struct {
+	mu      sync.Mutex
+	running map[int]bool
+}
+
+// add marks lane running; it reports false when it already was.
+func (s *laneSet) add(lane int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[lane] {
+		return false
+	}
+	if s.running == nil {
+		s.running = make(map[int]bool)
+	}
+	s.running[lane] = true
+	return true
+}
+
+func (s *laneSet) remove(lane int) {
+	s.mu.Lock()
+	delete(s.running, lane)
+	s.mu.Unlock()
+}
+
+// list returns the running lanes in order.
+func (s *laneSet) list() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int, 0, len(s.running))
+	for l := range s.running {
+		out = append(out, l)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// startLane starts lane's pull loop unless it runs. A draining loop ends
+// once its lane is empty, and deletes the lane's consumer.
+func (r *runner) startLane(lane int, drain bool) {
+	if r.ctx.Err() != nil || !r.lanes.add(lane) {
+		return
+	}
+	r.wg.Add(1)
+	go r.runLane(lane, drain)
+}
+
+// runLane pulls lane's messages one at a time and attempts each, until
+// the runner stops (or, draining, the lane is empty).
+func (r *runner) runLane(lane int, drain bool) {
+	defer r.wg.Done()
+	defer r.lanes.remove(lane)
+	p := &puller{r: r, backoff: minBackoff, cs: r.consumerSettings().laneSettings(lane)}
+	for r.ctx.Err() == nil {
+		if p.cons == nil && !p.openConsumer() {
+			continue
+		}
+		if !r.holdBack() {
+			return
+		}
+		got, err := p.fetchOne(lane)
+		if err != nil {
+			p.failed(err)
+			continue
+		}
+		p.succeeded()
+		if !got && drain && p.drained() {
+			return
+		}
+	}
+}
+
+// fetchOne takes the lane's head, if one is handed out before the fetch
+// expires, and attempts it. It reports whether it got one.
+func (p *puller) fetchOne(lane int) (bool, error) {
+	r := p.r
+	ctx, cancel := context.WithTimeout(r.ctx, fetchExpiry)
+	defer cancel()
+	start := time.Now()
+	batch, err := p.cons.Fetch(1, jetstream.FetchContext(ctx))
+	if err != nil {
+		return false, err
+	}
+	got := false
+	for msg := range batch.Messages() {
+		got = true
+		r.held.add(msg)
+		r.gone.fetched(start)
+		select {
+		case r.slots <- struct{}{}:
+			r.handle(msg, lane)
+			<-r.slots
+		case <-r.ctx.Done():
+			_ = msg.Nak()
+			r.held.done(msg)
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+		return got, err
+	}
+	return got, nil
+}
+
+// drained reports whether a draining lane is empty; it deletes the lane's
+// consumer then.
+func (p *puller) drained() bool {
+	r := p.r
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	info, err := p.cons.Info(ctx)
+	if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+		return false
+	}
+	if err := r.e.q.deleteConsumer(ctx, p.cs.name()); err != nil {
+		r.log.Debug("cannot delete a drained lane's consumer; the server deletes it when inactive",
+			zap.Int("lane", p.cs.lane), zap.Error(err))
+	}
+	r.log.Info("lane left by a change of order_by or lanes drained", zap.Int("lane", p.cs.lane))
+	return true
+}
+
+// watchLanes starts a draining loop for every lane with messages that no
+// loop runs: after lanes shrank, or order_by was removed, the events
+// already stored in such lanes are delivered in their order. It looks
+// at start, then every watchLanesEvery.
+func (r *runner) watchLanes() {
+	defer r.wg.Done()
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+		counts, err := r.e.q.laneCounts(ctx, r.name)
+		cancel()
+		if err == nil {
+			for lane := range counts {
+				if d := r.cfg(); d.orderPath == nil || lane >= d.Lanes {
+					r.startLane(lane, true)
+				}
+			}
+		}
+		if !sleepCtx(r.ctx, watchLanesEvery) {
+			return
+		}
+	}
+}
+
+// allConsumers are the settings of every consumer the destination's
+// deliveries are handed out by: its own and its running lanes'.
+func (r *runner) allConsumers() []consumerSettings {
+	cs := r.consumerSettings()
+	out := []consumerSettings{cs}
+	for _, lane := range r.lanes.list() {
+		out = append(out, cs.laneSettings(lane))
+	}
+	return out
+}
+
+// laneRetry hands a lane's failed head back for its retry after delay:
+// it stays the lane's head, pending in the consumer, so that nothing
+// behind it is handed out meanwhile.
+func (r *runner) laneRetry(d *delivery, delay time.Duration) {
+	due := time.Now().Add(delay)
+	if err := d.msg.NakWithDelay(delay); err != nil {
+		d.log.Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
+		due = time.Now().Add(r.e.ackWait)
+	}
+	r.stats.retryingAt(d.seq, due)
+	key, _ := orderKey(d.msg.Data(), d.dest.orderPath)
+	r.stats.block(d.lane, key, d.seq, due)
+	d.log.Debug("ordered retry: the lane waits", zap.Time("at", due))
+}
+
+// deleteConsumer deletes a consumer of the delivery stream; one that is
+// gone already is not an error.
+func (q *queue) deleteConsumer(ctx context.Context, name string) error {
+	q.updateMu.RLock()
+	defer q.updateMu.RUnlock()
+	err := q.js.DeleteConsumer(ctx, StreamOut, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	return err
+}
