@@ -93,7 +93,10 @@ echo "    ratio ordered/unordered: $(awk -v a="$mo" -v b="$mu" 'BEGIN { printf "
 echo
 echo "(b) $BACKLOG ordered events waiting on a destination answering 503"
 line=$(bench '^BenchmarkOrderedBacklog100k$' "HOOKRELAY_ORDER_BACKLOG=$BACKLOG")
+num() { printf '%.0f' "$(metric "$1" "$line")"; }
 echo "    heap in use:  $(metric heap-MB "$line") MB ($(metric heap-growth-MB "$line") MB more than before the enqueue)"
 echo "    RSS:          $(metric rss-MB "$line") MB (the process, embedded queue included)"
-echo "    in_flight:    $(metric in_flight "$line") (at most $(metric max_in_flight "$line") in any sample); blocked lanes: $(metric blocked_lanes "$line")"
-echo "    enqueued at:  $(metric enqueued/s "$line") events/s"
+echo "    in_flight:    $(num in_flight) (at most $(num max_in_flight) in any sample) with 32 lanes; blocked lanes: $(num blocked_lanes)"
+echo "    enqueued at:  $(num enqueued/s) events/s"
+echo
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
