@@ -11,8 +11,9 @@
 #       (order_by data.shipment_id, default lanes and workers): each run's
 #       figure, the medians and their ratio. The runs alternate (unordered
 #       first, then ordered first, ...) so that a drift of the machine
-#       weighs on both. The ordered runs fail if the receiver saw a key's
-#       events out of order.
+#       weighs on both; each run's ratio compares two runs made one after
+#       the other. The ordered runs fail if the receiver saw a key's events
+#       out of order.
 #   (b) with BACKLOG ordered events waiting on a destination that answers
 #       503 (its retry an hour away): the heap in use and RSS of the
 #       process (which also runs the embedded queue) and the destination's
@@ -62,12 +63,13 @@ median() {
 		if (NR % 2) printf "%.0f", v[(NR + 1) / 2]; else printf "%.0f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-echo "machine: $(nproc) cores, $(uptime | sed 's/^ *//')"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "go: $(go version)"
 echo
 echo "(a) $EVENTS events over 1000 keys to a loopback receiver answering 200, $RUNS runs each"
 unordered=()
 ordered=()
+ratios=()
 run_mode() { # <mode>: one run, its rate appended to the mode's array
 	local line rate
 	line=$(bench "^BenchmarkOrderedVsUnordered\$/^$1\$" "HOOKRELAY_ORDER_EVENTS=$EVENTS")
@@ -83,12 +85,16 @@ for run in $(seq 1 "$RUNS"); do
 		run_mode ordered
 		run_mode unordered
 	fi
+	ratios+=("$(awk -v a="${ordered[-1]}" -v b="${unordered[-1]}" 'BEGIN { printf "%.3f", a / b }')")
+	echo "    run $run ratio ordered/unordered: ${ratios[-1]}"
 done
 mu=$(median "${unordered[@]}")
 mo=$(median "${ordered[@]}")
 echo "    median unordered:  $mu events/s (${unordered[*]})"
 echo "    median ordered:    $mo events/s (${ordered[*]})"
-echo "    ratio ordered/unordered: $(awk -v a="$mo" -v b="$mu" 'BEGIN { printf "%.3f", a / b }')"
+echo "    ratio of the medians ordered/unordered: $(awk -v a="$mo" -v b="$mu" 'BEGIN { printf "%.3f", a / b }')"
+echo "    median of the runs' ratios:             $(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END {
+	if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
 
 echo
 echo "(b) $BACKLOG ordered events waiting on a destination answering 503"
