@@ -161,6 +161,14 @@ func statusCommand() *cobra.Command {
 				if err := tw.Flush(); err != nil {
 					return err
 				}
+				// Ordered destinations: their blocked lanes, one line
+				// each that has any.
+				for _, d := range resp.Destinations {
+					if d.Ordered && d.BlockedLanes > 0 {
+						fmt.Fprintf(out, "%s: %d of %d lanes blocked; the oldest since %s, key %q (docs/ordering.md)\n",
+							d.Name, d.BlockedLanes, d.Lanes, relTime(d.OldestBlockedSince, now), d.OldestBlockedKey)
+					}
+				}
 			}
 			// One line about the registered webhooks, when the registry
 			// runs (the endpoint answers 404 when it does not).

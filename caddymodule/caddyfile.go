@@ -70,6 +70,7 @@ func init() {
 //	        timeout <duration>
 //	        workers <n>
 //	        max_pending <n>
+//	        lanes <n>                    # of a webhook registered with an order_by
 //	        max_per_tenant <n>
 //	        api_version <version>
 //	        rotation_grace <duration>
@@ -261,7 +262,7 @@ func parseWebhooks(d *caddyfile.Dispenser) (*WebhooksConfig, error) {
 			wc.Timeout, err = parseDurationArg(d)
 		case "rotation_grace":
 			wc.RotationGrace, err = parseDurationArg(d)
-		case "workers", "max_pending", "max_per_tenant":
+		case "workers", "max_pending", "max_per_tenant", "lanes":
 			var v string
 			if !d.AllArgs(&v) {
 				return nil, d.ArgErr()
@@ -275,6 +276,8 @@ func parseWebhooks(d *caddyfile.Dispenser) (*WebhooksConfig, error) {
 				wc.Workers = n
 			case "max_pending":
 				wc.MaxPending = n
+			case "lanes":
+				wc.Lanes = n
 			default:
 				wc.MaxPerTenant = n
 			}

@@ -219,8 +219,8 @@ func (h *Call) Validate() error {
 		return errors.New("a 'to' destination is required")
 	case dc.Template != "" || dc.TemplateFile != "":
 		return errors.New("hook_call forwards the request body as it is; use response_template to shape the reply (template applies to hook_relay's deliveries)")
-	case dc.Workers != 0 || dc.MaxPending != 0:
-		return errors.New("hook_call has no queue; remove workers and max_pending")
+	case dc.Workers != 0 || dc.MaxPending != 0 || dc.OrderBy != "" || dc.Lanes != 0:
+		return errors.New("hook_call has no queue; remove workers, max_pending, order_by and lanes")
 	case dc.Sample != "" || len(dc.Fields) > 0 || len(dc.CustomFields) > 0:
 		return errors.New("set sample, fields and custom_fields on hook_call, not on its destination")
 	case h.ResponseTemplate != "" && h.ResponseTemplateFile != "":

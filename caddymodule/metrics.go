@@ -223,6 +223,12 @@ var (
 	goneDesc = prometheus.NewDesc("hookrelay_destination_gone",
 		"1 while a destination is marked gone (it answered 410) and paused until resumed."+gaugeScope,
 		[]string{"destination"}, nil)
+	blockedLanesDesc = prometheus.NewDesc("hookrelay_blocked_lanes",
+		"Lanes of an ordered destination whose first event failed and waits for its retry, holding back the later events of the lane, as this node saw them."+gaugeScope,
+		[]string{"destination"}, nil)
+	oldestBlockedDesc = prometheus.NewDesc("hookrelay_oldest_blocked_seconds",
+		"How long the longest-blocked lane of an ordered destination has waited since its first event first failed, as this node saw it; 0 when no lane is blocked."+gaugeScope,
+		[]string{"destination"}, nil)
 	webhooksRegisteredDesc = prometheus.NewDesc("hookrelay_webhooks_registered",
 		"Webhooks registered by tenants, all tenants together; absent when the webhook registry is off.",
 		nil, nil)
@@ -243,7 +249,7 @@ var (
 // Describe sends the descriptors of every metric Collect may send.
 func (engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		queueDepthDesc, retriesWaitingDesc, deadLettersStoredDesc, pausedDesc, goneDesc,
+		queueDepthDesc, retriesWaitingDesc, deadLettersStoredDesc, pausedDesc, goneDesc, blockedLanesDesc, oldestBlockedDesc,
 		webhooksRegisteredDesc, webhooksBrokenDesc, tokenFetchesDesc, tokenFetchErrorsDesc, tokenHitsDesc, tokenMissesDesc,
 	} {
 		ch <- d
@@ -319,5 +325,13 @@ func sendQueueGauges(ch chan<- prometheus.Metric, stats []relay.DestinationStatu
 			gone = 1
 		}
 		ch <- prometheus.MustNewConstMetric(goneDesc, prometheus.GaugeValue, gone, st.Name)
+		if st.Ordered {
+			oldest := 0.0
+			if st.OldestBlockedSince != nil {
+				oldest = max(time.Since(*st.OldestBlockedSince).Seconds(), 0)
+			}
+			ch <- prometheus.MustNewConstMetric(blockedLanesDesc, prometheus.GaugeValue, float64(st.BlockedLanes), st.Name)
+			ch <- prometheus.MustNewConstMetric(oldestBlockedDesc, prometheus.GaugeValue, oldest, st.Name)
+		}
 	}
 }

@@ -454,6 +454,8 @@ func parseRelay(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	        secret <whsec_...>           # Standard Webhooks signature
 //	        workers <n>
 //	        max_pending <n>
+//	        order_by <dotted.path>       # one at a time, in order, per key (data.shipment_id)
+//	        lanes <n>                    # of an ordered destination; default 32
 //	        template <file> | `<inline template>`
 //	        sample <file>
 //	        fields <path>...

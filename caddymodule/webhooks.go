@@ -20,6 +20,7 @@ import (
 	"github.com/hookrelay/hookrelay/destination"
 	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/registry"
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 // WebhooksConfig enables the webhook registry: webhooks that apps and
@@ -76,6 +77,10 @@ type WebhooksConfig struct {
 	// MaxPending is the most messages of one webhook handed out and not
 	// yet acknowledged. Default: 200.
 	MaxPending int `json:"max_pending,omitempty"`
+
+	// Lanes is how many lanes a webhook registered with an order_by
+	// spreads its keys over (1 to 1024). Default: 8.
+	Lanes int `json:"lanes,omitempty"`
 
 	// MaxPerTenant bounds each tenant's webhooks. Default: 1000.
 	MaxPerTenant int `json:"max_per_tenant,omitempty"`
@@ -172,6 +177,9 @@ func (wc *WebhooksConfig) settings() (registry.Settings, error) {
 	if wc.Workers < 0 || wc.MaxPending < 0 || wc.MaxPerTenant < 0 || wc.Timeout < 0 || wc.RotationGrace < 0 {
 		return s, errors.New("webhooks: workers, max_pending, max_per_tenant, timeout and rotation_grace must not be negative")
 	}
+	if wc.Lanes < 0 || wc.Lanes > relay.MaxLanes {
+		return s, fmt.Errorf("webhooks: lanes must be between 1 and %d", relay.MaxLanes)
+	}
 	return registry.Settings{
 		Sealer:        sealer,
 		Guard:         guard,
@@ -182,6 +190,7 @@ func (wc *WebhooksConfig) settings() (registry.Settings, error) {
 		Timeout:       time.Duration(wc.Timeout),
 		Workers:       wc.Workers,
 		MaxPending:    wc.MaxPending,
+		Lanes:         wc.Lanes,
 		MaxPerTenant:  wc.MaxPerTenant,
 		APIVersion:    wc.APIVersion,
 		RotationGrace: time.Duration(wc.RotationGrace),

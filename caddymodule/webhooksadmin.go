@@ -54,6 +54,7 @@ type createWebhookRequest struct {
 	Topic         string                   `json:"topic"`
 	Address       string                   `json:"address"`
 	Filter        string                   `json:"filter,omitempty"`
+	OrderBy       string                   `json:"order_by,omitempty"`
 	Authorization *registry.Authorization  `json:"authorization,omitempty"`
 	Headers       registry.Pairs           `json:"headers,omitempty"`
 	Params        registry.Pairs           `json:"params,omitempty"`
@@ -259,7 +260,7 @@ func createWebhook(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := apiContext(r)
 	defer cancel()
 	wh, secret, err := reg.Create(ctx, req.Tenant, registry.Input{
-		Topic: req.Topic, Address: req.Address, Filter: req.Filter, Authorization: req.Authorization,
+		Topic: req.Topic, Address: req.Address, Filter: req.Filter, OrderBy: req.OrderBy, Authorization: req.Authorization,
 		Headers: req.Headers, Params: req.Params, Secret: req.Secret, Retry: req.Retry,
 	})
 	var ve *registry.ValidationError
@@ -287,7 +288,7 @@ func infoOf(reg *registry.Registry, w *registry.Webhook) registry.Info {
 		return in
 	}
 	return registry.Info{ID: w.ID, Destination: relay.WebhookName(w.ID), Tenant: w.Tenant, Topic: w.Topic,
-		Address: w.Address, Filter: w.Filter, Auth: w.Auth, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+		Address: w.Address, Filter: w.Filter, OrderBy: w.OrderBy, Auth: w.Auth, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
 }
 
 // handleWebhook serves /hookrelay/webhooks/<id>[/rotate]. The id may be

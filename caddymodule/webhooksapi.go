@@ -518,6 +518,7 @@ type nativeWebhook struct {
 	Topic         string                `json:"topic"`
 	Address       string                `json:"address"`
 	Filter        string                `json:"filter,omitempty"`
+	OrderBy       string                `json:"order_by,omitempty"`
 	Authorization *registry.AuthSummary `json:"authorization,omitempty"`
 	HeaderNames   []string              `json:"header_names"`
 	ParamNames    []string              `json:"param_names"`
@@ -536,7 +537,7 @@ type retryView struct {
 
 func nativeView(w *registry.Webhook) nativeWebhook {
 	v := nativeWebhook{
-		ID: w.ID, Topic: w.Topic, Address: w.Address, Filter: w.Filter, Authorization: w.Auth,
+		ID: w.ID, Topic: w.Topic, Address: w.Address, Filter: w.Filter, OrderBy: w.OrderBy, Authorization: w.Auth,
 		HeaderNames: w.HeaderNames, ParamNames: w.ParamNames,
 		CreatedAt:  w.CreatedAt.UTC().Format(time.RFC3339),
 		UpdatedAt:  w.UpdatedAt.UTC().Format(time.RFC3339),

@@ -269,7 +269,7 @@ func (d *fieldDecoder) duration(raw json.RawMessage, ptr string, dst *destinatio
 }
 
 // webhookMembers are the members of a webhook a create or an update sets.
-var webhookMembers = []string{"topic", "address", "filter", "authorization", "headers", "params", "secret", "retry"}
+var webhookMembers = []string{"topic", "address", "filter", "order_by", "authorization", "headers", "params", "secret", "retry"}
 
 // webhookFields is a decoded webhook object: the input, and which of its
 // members were present and which were null.
@@ -284,6 +284,7 @@ func (d *fieldDecoder) webhook(o *jsonObject) webhookFields {
 	f.member["topic"] = d.str(o, "topic", &f.in.Topic)
 	f.member["address"] = d.str(o, "address", &f.in.Address)
 	f.member["filter"] = d.str(o, "filter", &f.in.Filter)
+	f.member["order_by"] = d.str(o, "order_by", &f.in.OrderBy)
 	f.member["secret"] = d.str(o, "secret", &f.in.Secret)
 	f.member["headers"] = d.pairs(o, "headers", &f.in.Headers)
 	f.member["params"] = d.pairs(o, "params", &f.in.Params)
@@ -476,6 +477,8 @@ func decodeNativePatch(body []byte) (func(in *registry.Input), *apiFailure) {
 				in.Address = f.in.Address
 			case "filter":
 				in.Filter = f.in.Filter // "" when null
+			case "order_by":
+				in.OrderBy = f.in.OrderBy // "" when null
 			case "secret":
 				in.Secret = f.in.Secret
 			case "authorization":

@@ -374,6 +374,7 @@ type apiHook struct {
 	Topic         string                `json:"topic"`
 	Address       string                `json:"address"`
 	Filter        string                `json:"filter"`
+	OrderBy       string                `json:"order_by"`
 	Authorization *registry.AuthSummary `json:"authorization"`
 	HeaderNames   []string              `json:"header_names"`
 	ParamNames    []string              `json:"param_names"`
@@ -574,6 +575,7 @@ func TestWebhooksAPI(t *testing.T) {
 			"topic": "orders/*",
 			"address": %q,
 			"filter": "data.total > 100",
+			"order_by": "data.orderId",
 			"authorization": {"authType": "api-key", "headers": [{"API-KEY": %q}]},
 			"headers": [{"X-Custom": %q}],
 			"params": [{"token": %q}],
@@ -589,7 +591,7 @@ func TestWebhooksAPI(t *testing.T) {
 		if !strings.HasPrefix(secret, "whsec_") {
 			t.Errorf("secret %q", secret)
 		}
-		if w.Topic != "orders/*" || w.Address != e.receiver || w.Filter != "data.total > 100" ||
+		if w.Topic != "orders/*" || w.Address != e.receiver || w.Filter != "data.total > 100" || w.OrderBy != "data.orderId" ||
 			!slices.Equal(w.HeaderNames, []string{"X-Custom"}) || !slices.Equal(w.ParamNames, []string{"token"}) ||
 			w.Authorization == nil || w.Authorization.AuthType != "api-key" || !slices.Equal(w.Authorization.HeaderNames, []string{"API-KEY"}) ||
 			w.Retry == nil || !slices.Equal(w.Retry.Schedule, []string{"1m", "5m"}) || w.Retry.MaxAge != "720h" || w.Retry.On4xx != "retry" ||
@@ -870,6 +872,8 @@ func TestWebhooksAPI(t *testing.T) {
 			{"bad topic", `{"topic":"orders created","address":"https://whatever.hostname.com/"}`, []string{"/topic"}, "topic"},
 			{"bad filter", `{` + ok + `,"filter":"data.total >"}`, []string{"/filter"}, "invalid filter: 1:"},
 			{"filter not bool", `{` + ok + `,"filter":"'a' + 'b'"}`, []string{"/filter"}, "must be bool"},
+			{"order_by outside the event", `{` + ok + `,"order_by":"orderId"}`, []string{"/order_by"}, "must start with data"},
+			{"order_by of the wrong type", `{` + ok + `,"order_by":["data","id"]}`, []string{"/order_by"}, "must be a string"},
 			{"api-key without headers", `{` + ok + `,"authorization":{"authType":"api-key"}}`, []string{"/authorization/headers"}, "api-key needs at least one header"},
 			{"oauth without addressLogin", `{` + ok + `,"authorization":{"authType":"oauth","body":{"client_secret":"` + testLoginSecret + `"}}}`, []string{"/authorization/addressLogin"}, "required for oauth"},
 			{"reserved header", `{` + ok + `,"headers":[{"X-Fine":"1"},{"webhook-signature":"v1,forged"}]}`, []string{"/headers/1"}, "set by the relay"},

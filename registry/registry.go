@@ -308,7 +308,7 @@ func (r *Registry) Create(ctx context.Context, tenant string, in Input) (*Webhoo
 		sec.Secret = NewSecret()
 	}
 	w := &Webhook{
-		Tenant: tenant, Topic: in.Topic, Address: in.Address, Filter: in.Filter, Retry: in.Retry,
+		Tenant: tenant, Topic: in.Topic, Address: in.Address, Filter: in.Filter, OrderBy: in.OrderBy, Retry: in.Retry,
 		Auth: in.Authorization.Summary(), HeaderNames: in.Headers.Names(), ParamNames: in.Params.Names(),
 		CreatedAt: now, UpdatedAt: now, APIVersion: s.APIVersion,
 	}
@@ -386,7 +386,7 @@ func (r *Registry) Update(ctx context.Context, tenant string, id uint64, fn func
 		return nil, err
 	}
 	in := Input{
-		Topic: e.w.Topic, Address: e.w.Address, Filter: e.w.Filter, Retry: e.w.Retry,
+		Topic: e.w.Topic, Address: e.w.Address, Filter: e.w.Filter, OrderBy: e.w.OrderBy, Retry: e.w.Retry,
 		Authorization: sec.Authorization, Headers: sec.Headers, Params: sec.Params, Secret: sec.Secret,
 	}
 	if err := fn(&in); err != nil {
@@ -397,7 +397,7 @@ func (r *Registry) Update(ctx context.Context, tenant string, id uint64, fn func
 		return nil, ve
 	}
 	w := *e.w
-	w.Topic, w.Address, w.Filter, w.Retry = in.Topic, in.Address, in.Filter, in.Retry
+	w.Topic, w.Address, w.Filter, w.OrderBy, w.Retry = in.Topic, in.Address, in.Filter, in.OrderBy, in.Retry
 	w.Auth, w.HeaderNames, w.ParamNames = in.Authorization.Summary(), in.Headers.Names(), in.Params.Names()
 	w.UpdatedAt = time.Now().UTC().Truncate(time.Second)
 	nsec := &Secrets{Authorization: in.Authorization, Headers: in.Headers, Params: in.Params, Secret: in.Secret,
@@ -525,6 +525,7 @@ type Info struct {
 	Topic       string       `json:"topic"`
 	Address     string       `json:"address"`
 	Filter      string       `json:"filter,omitempty"`
+	OrderBy     string       `json:"order_by,omitempty"`
 	Auth        *AuthSummary `json:"auth,omitempty"`
 	CreatedAt   time.Time    `json:"created_at"`
 	UpdatedAt   time.Time    `json:"updated_at"`
@@ -539,7 +540,7 @@ func (r *Registry) All() []Info {
 	for _, e := range r.hooks {
 		w := e.w
 		out = append(out, Info{ID: w.ID, Destination: relay.WebhookName(w.ID), Tenant: w.Tenant, Topic: w.Topic,
-			Address: w.Address, Filter: w.Filter, Auth: w.Auth, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, Broken: e.broken})
+			Address: w.Address, Filter: w.Filter, OrderBy: w.OrderBy, Auth: w.Auth, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, Broken: e.broken})
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Info) int {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -386,6 +387,9 @@ func TestValidation(t *testing.T) {
 			Schedule: []destination.Duration{destination.Duration(time.Millisecond)}, MaxAge: destination.Duration(48 * time.Hour)}},
 			[]string{"/retry/schedule/0", "/retry/max_age"}},
 		{Input{Topic: "orders/*", Address: "https://example.com/", Filter: `data.total > 100`}, nil},
+		{Input{Topic: "x", Address: "https://example.com/", OrderBy: "orderId"}, []string{"/order_by"}},
+		{Input{Topic: "x", Address: "https://example.com/", OrderBy: "data..orderId"}, []string{"/order_by"}},
+		{Input{Topic: "x", Address: "https://example.com/", OrderBy: "data.orderId"}, nil},
 	}
 	for _, c := range cases {
 		ve := s.check(&c.in)
@@ -445,5 +449,40 @@ func TestPairsJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`null`), &p); err != nil || p != nil {
 		t.Fatalf("null: %v %v", p, err)
+	}
+}
+
+// A webhook registered with an order_by runs as an ordered destination
+// with the registry's lanes, and its events of one key arrive in order.
+func TestOrderedWebhook(t *testing.T) {
+	settings := testSettings(t, newSealKey(t))
+	settings.Lanes = 3
+	e := open(t, t.TempDir(), settings)
+	rc := newSink(t)
+	ctx := context.Background()
+	w, _, err := e.reg.Create(ctx, "acme", Input{Topic: "orders/*", Address: rc.URL, OrderBy: "data.orderId"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.reg.Get("acme", w.ID); got.OrderBy != "data.orderId" {
+		t.Fatalf("stored order_by %q", got.OrderBy)
+	}
+	for n := range 10 {
+		enqueue(t, e, "orders/updated", "acme", fmt.Sprintf(`{"orderId":"o-1","n":%d}`, n))
+	}
+	waitFor(t, 20*time.Second, "10 deliveries", func() bool { return rc.count() == 10 })
+	rc.mu.Lock()
+	for i, b := range rc.body {
+		if !strings.Contains(string(b), fmt.Sprintf(`"n":%d`, i)) {
+			t.Errorf("delivery %d is %s", i, b)
+		}
+	}
+	rc.mu.Unlock()
+	st, err := e.eng.DestinationStatus(ctx, relay.WebhookName(w.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Ordered || st.Lanes != 3 {
+		t.Fatalf("status %+v: want ordered with 3 lanes", st)
 	}
 }

@@ -35,6 +35,9 @@ type Settings struct {
 	Timeout    time.Duration
 	Workers    int
 	MaxPending int
+	// Lanes is how many lanes a webhook registered with an order_by
+	// spreads its keys over; 0 means DefaultLanes.
+	Lanes int
 	// MaxPerTenant bounds a tenant's webhooks; 0 means 1000.
 	MaxPerTenant int
 	// APIVersion is stamped on webhooks created (the seed's api_version).
@@ -55,6 +58,10 @@ const (
 	DefaultWorkers       = 4
 	DefaultMaxPending    = 200
 	DefaultMinRetryDelay = 10 * time.Second
+	// DefaultLanes is fewer than a configured destination's: a tenant's
+	// ordered webhook costs the queue a consumer per lane while it has
+	// events.
+	DefaultLanes = 8
 )
 
 func (s Settings) withDefaults() Settings {
@@ -72,6 +79,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.MaxPending == 0 {
 		s.MaxPending = DefaultMaxPending
+	}
+	if s.Lanes == 0 {
+		s.Lanes = DefaultLanes
 	}
 	return s
 }
@@ -119,6 +129,9 @@ func (s *Settings) destination(w *Webhook, sec *Secrets, now time.Time) (*relay.
 	}
 	dc.Timeout = destination.Duration(s.Timeout)
 	dc.Workers, dc.MaxPending = s.Workers, s.MaxPending
+	if w.OrderBy != "" {
+		dc.OrderBy, dc.Lanes = w.OrderBy, s.Lanes
+	}
 	policy, err := s.policy(w)
 	if err != nil {
 		return nil, err

@@ -63,6 +63,7 @@ type Input struct {
 	Topic         string
 	Address       string
 	Filter        string
+	OrderBy       string
 	Authorization *Authorization
 	Headers       Pairs
 	Params        Pairs
@@ -87,6 +88,9 @@ func (s *Settings) check(in *Input) *ValidationError {
 		} else if _, err := CompileFilter(in.Filter); err != nil {
 			ve.add("/filter", "%v", err)
 		}
+	}
+	if _, err := relay.ParseOrderBy(in.OrderBy); err != nil {
+		ve.add("/order_by", "%v", err)
 	}
 	checkPairs(ve, "/headers", in.Headers, true, true)
 	checkPairs(ve, "/params", in.Params, false, false)

@@ -26,6 +26,9 @@ type Webhook struct {
 	Address string `json:"address"`
 	// Filter is an optional CEL expression over the event.
 	Filter string `json:"filter,omitempty"`
+	// OrderBy, when set, delivers the events that share the value at this
+	// path one at a time, in the order stored (relay.Destination.OrderBy).
+	OrderBy string `json:"order_by,omitempty"`
 	// Retry is the webhook's own schedule, within the registry's bounds;
 	// nil: the registry's default.
 	Retry *destination.RetryConfig `json:"retry,omitempty"`

@@ -37,6 +37,12 @@ import (
 // noLane marks a delivery of the destination's own consumer.
 const noLane = -1
 
+// laneBatch is how many messages one pull request of a lane asks for.
+// The consumer hands them out one at a time, each once the one before is
+// acknowledged, to the same request: a lane that flows costs one pull
+// request per laneBatch messages or fetchExpiry, not one per message.
+const laneBatch = 256
+
 // watchLanesEvery is how often a runner looks for lanes with messages
 // that it does not run: lanes a larger lane count left, or all lanes of a
 // destination that is no longer ordered.
@@ -122,7 +128,7 @@ func (p *puller) fetchOne(lane int) (bool, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, fetchExpiry)
 	defer cancel()
 	start := time.Now()
-	batch, err := p.cons.Fetch(1, jetstream.FetchContext(ctx))
+	batch, err := p.cons.Fetch(laneBatch, jetstream.FetchContext(ctx))
 	if err != nil {
 		return false, err
 	}

@@ -68,6 +68,15 @@
     return box;
   }
 
+  function blocked(d) {
+    if (!d.ordered) return el("span", { class: "muted", title: "unordered: events are delivered in parallel" }, "unordered");
+    if (!d.blocked_lanes) return el("span", { class: "muted", title: d.lanes + " lanes, none blocked" }, "0 of " + d.lanes);
+    return el("div", {},
+      el("span", { class: "num blocked-lanes" }, d.blocked_lanes + " of " + d.lanes), " ",
+      el("span", { class: "muted", title: "the longest-blocked lane's key, and since when its first event fails" },
+        "oldest: ", el("code", {}, d.oldest_blocked_key || "(no key)"), " " + relative(d.oldest_blocked_since)));
+  }
+
   function renderDestinations(list) {
     const body = document.querySelector("#destinations tbody");
     body.replaceChildren(...list.map(function (d) {
@@ -79,6 +88,7 @@
         el("td", { class: "num pending" }, d.pending),
         el("td", { class: "num in-flight" }, d.in_flight),
         el("td", { class: "num in-retry" }, d.in_retry),
+        el("td", { class: "blocked" }, blocked(d)),
         el("td", { class: "next-retry" }, relative(d.next_attempt)),
         el("td", { class: "last" }, lastAttempt(d)),
         el("td", {}, counts(d.recent)),
