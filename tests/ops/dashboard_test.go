@@ -92,7 +92,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		return http.StatusOK
 	})
 	bi := newSink(t, nil)
-	load(t, tc, config(t, queueDir(t), []dest{{name: "erp", url: erp.URL}, {name: "bi", url: bi.URL}}, dashboardSite))
+	// ship is ordered and always busy: its lane of D-1 is blocked.
+	ship := newSink(t, func(int) int { return http.StatusServiceUnavailable })
+	load(t, tc, config(t, queueDir(t), []dest{{name: "erp", url: erp.URL}, {name: "bi", url: bi.URL},
+		{name: "ship", url: ship.URL, lines: []string{"order_by data.shipment_id", "lanes 4"}}}, dashboardSite))
 
 	postAve(t, "D-1")
 	testutil.WaitFor(t, 15*time.Second, "the dead letter", func() bool { return deadLetters(t, "?destination=erp").Total == 1 })
@@ -101,8 +104,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(baseURL+"/status"), chromedp.WaitVisible(chromedp.CSS("#dest-erp"))); err != nil {
 		t.Fatalf("opening the status page: %v", err)
 	}
-	// Both destinations render, with their health, backlog and outcomes.
-	waitJS(t, ctx, "both destinations", `document.querySelectorAll("#destinations tbody tr").length === 2 &&
+	// The destinations render, with their health, backlog and outcomes,
+	// and for the ordered one its blocked lane and key.
+	waitJS(t, ctx, "the destinations", `document.querySelectorAll("#destinations tbody tr").length === 3 &&
+		document.querySelector("#dest-ship .blocked").textContent.startsWith("1 of 4") &&
+		document.querySelector("#dest-bi .blocked").textContent === "unordered" &&
 		document.querySelector("#dest-erp .dead-letters").textContent === "1" &&
 		document.querySelector("#dest-bi .badge").textContent === "ok"`)
 	erpRow := text(t, ctx, "#dest-erp")
@@ -113,6 +119,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if biRow := text(t, ctx, "#dest-bi"); !strings.Contains(biRow, "HTTP 200") || !strings.Contains(biRow, "✓ 1") {
 		t.Errorf("bi row: %q", biRow)
+	}
+	if shipRow := text(t, ctx, "#dest-ship .blocked"); !strings.Contains(shipRow, "D-1") || !strings.Contains(shipRow, "oldest") {
+		t.Errorf("ship's blocked lanes %q lack the key D-1 or since when", shipRow)
 	}
 	if dead := text(t, ctx, "#dead-erp"); !strings.Contains(dead, dl.EventID) || !strings.Contains(dead, topic) {
 		t.Errorf("dead letters of erp %q lack the event id %s or the topic", dead, dl.EventID)
