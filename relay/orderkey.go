@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -111,15 +110,27 @@ func orderKey(body []byte, path []string) (string, bool) {
 	}
 }
 
-// laneOf is the lane of key among lanes (FNV-1a); keyless events take
-// lane 0.
+// laneOf is the lane of key among lanes; keyless events take lane 0.
+// The hash is FNV-1a (64 bits) mixed by MurmurHash3's finalizer, so that
+// every bit of the key counts even when lanes is a power of two (FNV-1a's
+// low bits depend only on the keys' low bits: "ABC" and "abc" would
+// share a lane). It is fixed: every node, and every restart, must put a
+// key in the same lane.
 func laneOf(key string, ok bool, lanes int) int {
 	if !ok || lanes <= 1 {
 		return 0
 	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % uint32(lanes))
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return int(h % uint64(lanes))
 }
 
 // shownKey is a key as the status shows it: at most maxShownKey bytes of
