@@ -140,10 +140,14 @@ func (r *runner) settle(d *delivery, res attemptResult) {
 		zap.NamedError("error", res.err))
 	switch outcome {
 	case OutcomeDelivered:
-		r.breaker.success()
+		if d.lane == noLane {
+			r.breaker.success()
+		}
 		r.delivered(d, res)
 	case OutcomeDeadLetter:
-		r.breaker.success()
+		if d.lane == noLane {
+			r.breaker.success()
+		}
 		if refused != nil {
 			r.deadLetter(d, res, DeadLetterReason(refused.DeadLetterReason()))
 			return
@@ -155,10 +159,11 @@ func (r *runner) settle(d *delivery, res attemptResult) {
 		}
 		r.deadLetter(d, res, ReasonPermanentFailure)
 	case OutcomeRetry:
-		if d.lane == noLane || d.attempt == 1 {
-			// A lane's head that keeps failing is one failure, not one
-			// per retry: a key stuck for hours must not open the circuit
-			// of the lanes that flow.
+		if d.lane == noLane {
+			// Lanes stay out of the circuit: each tries only its head,
+			// once per step of its retry schedule, which is all the
+			// holding back a failing destination needs, and failing
+			// keys must not hold back the lanes that flow.
 			r.breaker.failure()
 		}
 		delay, ok := d.dest.Retry.nextDelay(d.attempt, d.firstSeen, time.Now(), res.retryAfter, res.hasRA)

@@ -30,6 +30,11 @@ import (
 // message. Every node pulls from every lane; the runner's Workers bound
 // the attempts under way across lanes.
 //
+// Lanes have no circuit breaker: a lane tries only its head, once per
+// step of its retry schedule, so a destination that is down gets at most
+// one attempt per lane per step, and keys that fail must not hold back
+// the lanes that flow (a circuit counts failures across lanes).
+//
 // The destination's own subject and consumer stay: replays of dead
 // letters are delivered there, on their own, and so are events stored
 // before the destination was ordered.
@@ -105,9 +110,6 @@ func (r *runner) runLane(lane int, drain bool) {
 	for r.ctx.Err() == nil {
 		if p.cons == nil && !p.openConsumer() {
 			continue
-		}
-		if !r.holdBack() {
-			return
 		}
 		got, err := p.fetchOne(lane)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,5 +200,80 @@ func TestOrderedLaneWaitsForItsHeadOnly(t *testing.T) {
 	st, _ = e.DestinationStatus(context.Background(), "ordered")
 	if st.BlockedLanes != 0 {
 		t.Fatalf("a lane is still blocked after its head was delivered: %+v", st)
+	}
+}
+
+// CONTRACT §6: a retrying event holds back only the later events of its
+// key (and of the keys that share its lane), never the whole destination.
+// Here the first events of five keys (five lanes) fail, and events of 50
+// other keys, in the other lanes, come a few seconds later: they must be
+// delivered at once, not after the circuit's cool-down.
+func TestOrderedFailingKeysDoNotHoldOtherLanes(t *testing.T) {
+	const lanes = 32
+	var failing, healthy []string
+	used := map[int]bool{}
+	for i := 0; len(failing) < breakerThreshold; i++ {
+		if k := fmt.Sprintf("BAD%d", i); !used[laneOf(k, true, lanes)] {
+			used[laneOf(k, true, lanes)] = true
+			failing = append(failing, k)
+		}
+	}
+	for i := 0; len(healthy) < 50; i++ {
+		if k := fmt.Sprintf("OK%d", i); !used[laneOf(k, true, lanes)] {
+			healthy = append(healthy, k)
+		}
+	}
+	rc := newReceiver(t, nil)
+	e := openEngine(t, Options{})
+	err := e.Apply("cfg", []*Destination{{Name: "erp", URL: rc.URL, OrderBy: "data.shipment_id", Lanes: lanes,
+		Retry: RetryPolicy{Schedule: []time.Duration{time.Hour}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := func(keys []string) []event.Event {
+		var evs []event.Event
+		for _, k := range keys {
+			evs = append(evs, event.Event{ID: event.NewID("br", k), Topic: "t", Source: "test", ReceivedAt: time.Now(),
+				Data: []byte(fmt.Sprintf(`{"shipment_id":%q}`, k))})
+		}
+		return evs
+	}
+	isBad := func(r received) bool { return strings.Contains(string(r.body), `"BAD`) }
+	count := func(bad bool) int {
+		n := 0
+		for _, r := range rc.got() {
+			if isBad(r) == bad {
+				n++
+			}
+		}
+		return n
+	}
+	rc.answer = func(n int, r *http.Request) (int, http.Header) {
+		if isBad(rc.got()[n-1]) {
+			return http.StatusServiceUnavailable, nil
+		}
+		return http.StatusOK, nil
+	}
+	if err := e.Enqueue(context.Background(), events(failing), []string{"erp"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the failing heads", func() bool { return count(true) >= len(failing) })
+	// Let every lane's pull request expire (fetchExpiry) and come back to
+	// the circuit's gate.
+	time.Sleep(fetchExpiry + time.Second)
+	start := time.Now()
+	if err := e.Enqueue(context.Background(), events(healthy), []string{"erp"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second+100*time.Millisecond, "5s", func() bool { return time.Since(start) >= 5*time.Second || count(false) == len(healthy) })
+	in5s := count(false)
+	for time.Since(start) < 60*time.Second && count(false) < len(healthy) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, _ := e.DestinationStatus(context.Background(), "erp")
+	t.Logf("healthy events: %d of %d delivered within 5s, all %d after %v; circuit open %v, blocked lanes %d",
+		in5s, len(healthy), count(false), time.Since(start).Round(time.Millisecond), st.CircuitOpen, st.BlockedLanes)
+	if in5s < len(healthy) {
+		t.Errorf("the failing first events of %d keys held back the other lanes: %d of %d events of other keys delivered within 5s", len(failing), in5s, len(healthy))
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/internal/jsonscan"
 	"github.com/hookrelay/hookrelay/relay/event"
@@ -78,7 +78,15 @@ func orderKey(body []byte, path []string) (string, bool) {
 	case 'n':
 		return "", false
 	case '"':
-		if bytes.IndexByte(raw, '\\') < 0 {
+		// On input that is not JSON, raw may be a string without its
+		// closing quote.
+		if len(raw) < 2 || raw[len(raw)-1] != '"' {
+			return "", false
+		}
+		// The text as encoding/json decodes it, so that one string is one
+		// key however it is spelled (invalid UTF-8 reads as U+FFFD, with
+		// or without an escape elsewhere in the string).
+		if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 			return string(raw[1 : len(raw)-1]), true
 		}
 		var s string
@@ -102,31 +110,46 @@ func orderKey(body []byte, path []string) (string, bool) {
 	}
 }
 
-// laneOf is the lane of key among lanes (FNV-1a); keyless events take
-// lane 0.
+// laneOf is the lane of key among lanes; keyless events take lane 0.
+// The hash is FNV-1a (64 bits) mixed by MurmurHash3's finalizer, so that
+// every bit of the key counts even when lanes is a power of two (FNV-1a's
+// low bits depend only on the keys' low bits: "ABC" and "abc" would
+// share a lane). It is fixed: every node, and every restart, must put a
+// key in the same lane.
 func laneOf(key string, ok bool, lanes int) int {
 	if !ok || lanes <= 1 {
 		return 0
 	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % uint32(lanes))
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return int(h % uint64(lanes))
 }
 
-// shownKey is a key as the status shows it: at most maxShownKey bytes.
+// shownKey is a key as the status shows it: at most maxShownKey bytes of
+// it, whole UTF-8 characters, followed by "…" when it was cut.
 func shownKey(k string) string {
 	if len(k) <= maxShownKey {
 		return k
 	}
-	k = k[:maxShownKey]
-	// Do not cut a UTF-8 sequence in two.
-	for len(k) > 0 && k[len(k)-1]&0xC0 == 0x80 {
-		k = k[:len(k)-1]
+	// Do not cut a UTF-8 sequence in two: cut before the character that
+	// byte maxShownKey belongs to (looking back no further than a
+	// character's length, in case k is not UTF-8).
+	n := maxShownKey
+	for n > maxShownKey-(utf8.UTFMax-1) && !utf8.RuneStart(k[n]) {
+		n--
 	}
-	if len(k) > 0 && k[len(k)-1] >= 0xC0 {
-		k = k[:len(k)-1]
+	if !utf8.RuneStart(k[n]) {
+		n = maxShownKey
 	}
-	return k + "…"
+	return k[:n] + "…"
 }
 
 // lookupJSON returns the raw JSON value at path in b, an object. It does
@@ -196,9 +219,10 @@ func member(b []byte, i int, name string) (int, bool) {
 	return 0, false
 }
 
-// keyIs reports whether the quoted JSON string q is name.
+// keyIs reports whether the quoted JSON string q is name, decoded as
+// encoding/json decodes it.
 func keyIs(q []byte, name string) bool {
-	if bytes.IndexByte(q, '\\') < 0 {
+	if bytes.IndexByte(q, '\\') < 0 && utf8.Valid(q) {
 		return string(q[1:len(q)-1]) == name
 	}
 	var s string

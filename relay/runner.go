@@ -43,13 +43,11 @@ type runner struct {
 	cancelAttempt context.CancelFunc
 	wg            sync.WaitGroup
 
+	// breaker is the circuit of the destination's own consumer; lanes
+	// have none (see lanes.go).
 	breaker breaker
-	// gate keeps the pull loops of the runner (its own and its lanes')
-	// from opening or probing the circuit at once: one waits out the
-	// cool-down while the others wait for it.
-	gate sync.Mutex
-	held heldMsgs
-	gone goneMark
+	held    heldMsgs
+	gone    goneMark
 	// slots holds one token per attempt under way: at most Workers,
 	// whether the puller or a lane started it.
 	slots chan struct{}
@@ -377,15 +375,8 @@ func (p *puller) openConsumer() bool {
 }
 
 // holdBack waits while the circuit is open; it reports false when the
-// runner stopped meanwhile. The runner's pull loops (its own and its
-// lanes') pass the gate one at a time: while the circuit is open, one
-// waits out the cool-down and probes, the others wait behind it.
+// runner stopped meanwhile.
 func (r *runner) holdBack() bool {
-	r.gate.Lock()
-	defer r.gate.Unlock()
-	if r.ctx.Err() != nil {
-		return false
-	}
 	wait, change := r.breaker.next(r.cfg().Retry.Delay(1))
 	switch change {
 	case breakerOpened:
