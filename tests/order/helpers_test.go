@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"os"
@@ -216,14 +215,6 @@ func keyIDs(prefix string, n int) []string {
 		ids[i] = fmt.Sprintf("%s-%05d", prefix, i)
 	}
 	return ids
-}
-
-// laneOf is the lane of key among lanes as the contract says: FNV-1a (32
-// bits) of the key modulo the lanes.
-func laneOf(key string, lanes int) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % uint32(lanes))
 }
 
 // destStatus is what the admin API says of a destination, as far as these

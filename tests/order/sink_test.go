@@ -110,8 +110,9 @@ type orderSink struct {
 
 	mu       sync.Mutex
 	atts     []attempt
-	ok       map[ev]int // 2xx answers per event
-	attempts map[ev]int // attempts per event, answered or not
+	ok       map[ev]int     // 2xx answers per event
+	attempts map[ev]int     // attempts per event, answered or not
+	perKey   map[string]int // attempts per key, answered or not
 	arrived  atomic.Int64
 }
 
@@ -120,7 +121,7 @@ type orderSink struct {
 func newOrderSink(t testing.TB, script func(a attempt) int) *orderSink {
 	t.Helper()
 	s := &orderSink{script: script, decode: decodeAve, release: make(chan struct{}),
-		ok: map[ev]int{}, attempts: map[ev]int{}}
+		ok: map[ev]int{}, attempts: map[ev]int{}, perKey: map[string]int{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	// Release hung requests before closing the server, which waits for them.
@@ -146,6 +147,7 @@ func (s *orderSink) serve(w http.ResponseWriter, r *http.Request) {
 			a.ev = e
 			s.mu.Lock()
 			s.attempts[e]++
+			s.perKey[e.Key]++
 			s.mu.Unlock()
 			answer = http.StatusOK
 			if s.script != nil {
@@ -214,6 +216,13 @@ func (s *orderSink) attemptsOf(e ev) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.attempts[e]
+}
+
+// arrivedOf returns how many attempts of key arrived (answered or not).
+func (s *orderSink) arrivedOf(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perKey[key]
 }
 
 // missing counts the events of acked (key -> statuses 0..n-1) never
