@@ -74,9 +74,10 @@ func (r *runner) open(msg jetstream.Msg, lane int) (*delivery, error) {
 	if d.eventID == "" {
 		d.eventID = "msg_" + strconv.FormatUint(d.seq, 10)
 	}
-	d.log = r.log.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt))
-	if lane != noLane {
-		d.log = d.log.With(zap.Int("lane", lane))
+	if lane == noLane {
+		d.log = r.log.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt))
+	} else {
+		d.log = r.log.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt), zap.Int("lane", lane))
 	}
 	return d, nil
 }
