@@ -181,7 +181,7 @@ func lookupJSON(b []byte, path []string) ([]byte, bool) {
 	if i >= len(b) {
 		return nil, false
 	}
-	end := skipValue(b, i)
+	end := jsonscan.SkipValue(b, i)
 	if end <= i || end > len(b) {
 		return nil, false
 	}
@@ -206,7 +206,7 @@ func member(b []byte, i int, name string) (int, bool) {
 		if match {
 			return i, i < len(b)
 		}
-		next := skipValue(b, i)
+		next := jsonscan.SkipValue(b, i)
 		if next <= i {
 			return 0, false
 		}
@@ -236,7 +236,7 @@ func element(b []byte, i, n int) (int, bool) {
 		if k == n {
 			return i, true
 		}
-		next := skipValue(b, i)
+		next := jsonscan.SkipValue(b, i)
 		if next <= i {
 			return 0, false
 		}
@@ -247,47 +247,4 @@ func element(b []byte, i, n int) (int, bool) {
 		i = jsonscan.SkipWS(b, i+1)
 	}
 	return 0, false
-}
-
-// skipValue returns the index just past the value at b[i]; on input that
-// is not JSON, an index past i or len(b).
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return len(b)
-	}
-	switch b[i] {
-	case '"':
-		return min(jsonscan.SkipString(b, i), len(b))
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = jsonscan.SkipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return len(b)
-	default:
-		j := i
-		for j < len(b) {
-			switch b[j] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				if j == i {
-					return i + 1
-				}
-				return j
-			}
-			j++
-		}
-		return j
-	}
 }

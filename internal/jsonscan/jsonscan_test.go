@@ -33,3 +33,29 @@ func TestSkipWS(t *testing.T) {
 		}
 	}
 }
+
+func TestSkipValue(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		at   int
+		want int
+	}{
+		{`"ab",1`, 0, 4},
+		{`{"a":[1,"]}"],"b":{}} x`, 0, 21},
+		{`[1,[2,[3]]],`, 0, 11},
+		{`12.5e3}`, 0, 6},
+		{`true `, 0, 4},
+		{`[1,null]`, 3, 7},
+		// Not JSON: it ends, inside b and past i.
+		{`{"a":"b`, 0, 7},
+		{`[[[`, 0, 3},
+		{`"abc`, 0, 4},
+		{`,x`, 0, 1},
+		{``, 0, 0},
+		{`x`, 5, 1},
+	} {
+		if got := SkipValue([]byte(c.in), c.at); got != c.want {
+			t.Errorf("SkipValue(%q, %d) = %d, want %d", c.in, c.at, got, c.want)
+		}
+	}
+}

@@ -24,41 +24,6 @@ type span struct {
 // present reports whether s locates a value.
 func (s span) present() bool { return s.end > 0 }
 
-// skipValue returns the index just past the value that starts at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return jsonscan.SkipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = jsonscan.SkipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return len(b)
-	default: // number, true, false, null
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
 // iter walks the members of an object or the elements of an array. After
 // next returns true, val locates the value and, for objects, key locates the
 // member name (quotes included).
@@ -91,7 +56,7 @@ func (it *iter) next() bool {
 		it.key = span{i, ke}
 		i = jsonscan.SkipWS(b, jsonscan.SkipWS(b, ke)+1) // past the colon
 	}
-	ve := skipValue(b, i)
+	ve := jsonscan.SkipValue(b, i)
 	it.val = span{i, ve}
 	i = jsonscan.SkipWS(b, ve)
 	if i < len(b) && b[i] == ',' {
