@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
@@ -36,10 +37,10 @@ func deadLetters(t *testing.T, dest string) []deadLetter {
 
 // delivered2xx returns the statuses a key's attempts were answered 2xx
 // for, in the order they arrived, adjacent repeats collapsed.
-func delivered2xx(as []attempt) []int {
+func delivered2xx(as []ordertest.Attempt) []int {
 	var seq []int
 	for _, a := range as {
-		if a.ok() && (len(seq) == 0 || seq[len(seq)-1] != a.Status) {
+		if a.OK() && (len(seq) == 0 || seq[len(seq)-1] != a.Status) {
 			seq = append(seq, a.Status)
 		}
 	}
@@ -57,7 +58,7 @@ func TestOrderedDeadLetterReleasesLane(t *testing.T) {
 		K    = "dl-K"
 	)
 	var refusedHead, releasedLast atomic.Bool
-	s := newOrderSink(t, func(a attempt) int {
+	s := ordertest.NewSink(t, func(a ordertest.Attempt) int {
 		switch {
 		case a.Key == K && a.Status == 0 && refusedHead.CompareAndSwap(false, true):
 			return http.StatusBadRequest
@@ -73,13 +74,13 @@ func TestOrderedDeadLetterReleasesLane(t *testing.T) {
 	)}, "schedule 50ms 3s"))
 
 	for k := range 5 {
-		postStatuses(t, ev{K, k})
+		postStatuses(t, ordertest.Ev{Key: K, Status: k})
 	}
 	testutil.WaitFor(t, 20*time.Second, "K's statuses 1 to 4 after its head was dead-lettered", func() bool {
-		return s.delivered(ev{K, 4}) >= 1
+		return s.Delivered(ordertest.Ev{Key: K, Status: 4}) >= 1
 	})
-	as := s.of(K)
-	var head []attempt
+	as := s.Of(K)
+	var head []ordertest.Attempt
 	for _, a := range as {
 		if a.Status == 0 {
 			head = append(head, a)
@@ -96,7 +97,7 @@ func TestOrderedDeadLetterReleasesLane(t *testing.T) {
 	if seq := delivered2xx(as); !slices.Equal(seq, []int{1, 2, 3, 4}) {
 		t.Errorf("K's statuses delivered in the order %v, want [1 2 3 4]", seq)
 	}
-	for _, problem := range slices.Concat(earlyAttempts(K, as), overlapping(K, as)) {
+	for _, problem := range slices.Concat(ordertest.EarlyAttempts(K, as), ordertest.Overlapping(K, as)) {
 		t.Error(problem)
 	}
 
@@ -115,9 +116,9 @@ func TestOrderedDeadLetterReleasesLane(t *testing.T) {
 	}
 
 	// A later status of K fails and blocks K's lane.
-	postStatuses(t, ev{K, 5})
+	postStatuses(t, ordertest.Ev{Key: K, Status: 5})
 	testutil.WaitFor(t, 10*time.Second, "the second failure of K's status 5", func() bool {
-		return s.attemptsOf(ev{K, 5}) >= 2
+		return s.AttemptsOf(ordertest.Ev{Key: K, Status: 5}) >= 2
 	})
 	testutil.WaitFor(t, 10*time.Second, "the status to show K's blocked lane", func() bool {
 		st := status(t, dest)
@@ -135,25 +136,25 @@ func TestOrderedDeadLetterReleasesLane(t *testing.T) {
 	}
 	replayedAt := time.Now()
 	testutil.WaitFor(t, 10*time.Second, "the replayed head, while status 5 blocks K's lane", func() bool {
-		return s.delivered(ev{K, 0}) >= 1
+		return s.Delivered(ordertest.Ev{Key: K, Status: 0}) >= 1
 	})
 	t.Logf("the replayed dead letter was delivered %v after the replay, K's lane blocked by status 5 (%d attempts so far)",
-		time.Since(replayedAt).Round(time.Millisecond), s.attemptsOf(ev{K, 5}))
+		time.Since(replayedAt).Round(time.Millisecond), s.AttemptsOf(ordertest.Ev{Key: K, Status: 5}))
 
 	releasedLast.Store(true)
 	testutil.WaitFor(t, 15*time.Second, "K's status 5 once the receiver takes it", func() bool {
-		return s.delivered(ev{K, 5}) >= 1
+		return s.Delivered(ordertest.Ev{Key: K, Status: 5}) >= 1
 	})
 	settled(t, adminURL, dest)
-	as = s.of(K)
+	as = s.Of(K)
 	if seq := delivered2xx(as); !slices.Equal(seq, []int{1, 2, 3, 4, 0, 5}) {
 		t.Errorf("K's statuses delivered in the order %v, want [1 2 3 4 0 5]: the replay after the newer ones", seq)
 	}
-	for _, problem := range overlapping(K, as) {
+	for _, problem := range ordertest.Overlapping(K, as) {
 		t.Error(problem)
 	}
 	for _, a := range as {
-		if a.Status == 0 && a.ok() && a.EventID != head[0].EventID {
+		if a.Status == 0 && a.OK() && a.EventID != head[0].EventID {
 			t.Errorf("the replay came with webhook-id %q, the original with %q", a.EventID, head[0].EventID)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
@@ -22,7 +23,7 @@ func TestOrderedDownDestinationHoldsOnlyLanes(t *testing.T) {
 		statuses = 5
 	)
 	var up atomic.Bool
-	s := newOrderSink(t, func(attempt) int {
+	s := ordertest.NewSink(t, func(ordertest.Attempt) int {
 		if up.Load() {
 			return http.StatusOK
 		}
@@ -39,9 +40,9 @@ func TestOrderedDownDestinationHoldsOnlyLanes(t *testing.T) {
 	ids := keyIDs("down", keys)
 	for k := range statuses {
 		for i := 0; i < keys; i += 25 {
-			var evs []ev
+			var evs []ordertest.Ev
 			for _, key := range ids[i : i+25] {
-				evs = append(evs, ev{key, k})
+				evs = append(evs, ordertest.Ev{Key: key, Status: k})
 			}
 			postStatuses(t, evs...)
 		}
@@ -61,11 +62,11 @@ func TestOrderedDownDestinationHoldsOnlyLanes(t *testing.T) {
 	}
 	// Only the lanes' heads were tried: statuses 0 (every key's status 0
 	// was stored before any status 1), one key per lane.
-	downAttempts := s.all()
+	downAttempts := s.All()
 	tried := map[string]bool{}
 	for _, a := range downAttempts {
 		if a.Status != 0 {
-			t.Errorf("%s attempted while the destination was down and every lane's head failing", a.ev)
+			t.Errorf("%s attempted while the destination was down and every lane's head failing", a.Ev)
 		}
 		tried[a.Key] = true
 	}
@@ -80,12 +81,12 @@ func TestOrderedDownDestinationHoldsOnlyLanes(t *testing.T) {
 	for _, k := range ids {
 		acked[k] = statuses
 	}
-	s.waitDelivered(t, acked, 60*time.Second)
+	s.WaitDelivered(t, acked, 60*time.Second)
 	t.Logf("all %d events delivered %v after the destination came back", total, time.Since(upAt).Round(time.Millisecond))
 	settled(t, adminURL, dest)
 	maxInFlight, reads := watch.result()
 	if maxInFlight > lanes {
 		t.Errorf("in_flight reached %d (in %d reads of the status): more than the %d lanes", maxInFlight, reads, lanes)
 	}
-	t.Logf("%s; in_flight at most %d (%d reads)", checkOrder(t, s.all(), acked), maxInFlight, reads)
+	t.Logf("%s; in_flight at most %d (%d reads)", ordertest.CheckOrder(t, s.All(), acked), maxInFlight, reads)
 }

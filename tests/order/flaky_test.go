@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 )
 
 // TestOrderedManyKeysFlakyReceiver sends 1,000 keys × 20 statuses (each
@@ -22,8 +24,8 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 		senders  = 8
 		batch    = 10
 	)
-	s := newOrderSink(t, flaky(0.10))
-	s.okDelay = time.Millisecond
+	s := ordertest.NewSink(t, ordertest.Flaky(0.10))
+	s.OKDelay = time.Millisecond
 	dir := queueDir(t)
 	config := func(version string) string {
 		return aveConfig(dir, []string{to(s.URL, dest,
@@ -40,12 +42,12 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 		t.Errorf("status: ordered %v, lanes %d; want true, %d", st.Ordered, st.Lanes, lanes)
 	}
 
-	f := newFeeder(keyIDs("flaky", keys), statuses)
+	f := ordertest.NewFeeder(keyIDs("flaky", keys), statuses)
 	stop := make(chan struct{})
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		f.run(stop, senders, batch, signed(t, baseURL+"/ave"))
+		f.Run(stop, senders, batch, signed(t, baseURL+"/ave"))
 	}()
 	stopFeeding := func() {
 		select {
@@ -61,10 +63,10 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 
 	// The reload, midway: same queue, a changed header.
 	deadline := time.Now().Add(3 * time.Minute)
-	for f.accepted.Load() < int64(f.total()/2) {
+	for f.Accepted.Load() < int64(f.Total()/2) {
 		if time.Now().After(deadline) {
 			stopFeeding()
-			t.Fatalf("only %d of %d events answered 201 in 3 minutes", f.accepted.Load(), f.total())
+			t.Fatalf("only %d of %d events answered 201 in 3 minutes", f.Accepted.Load(), f.Total())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -74,21 +76,21 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 		t.FailNow()
 	}
 	t.Logf("reloaded at %s (in %v) after %d events answered 201, %d attempts", reloadedAt.Format("15:04:05.000000"),
-		time.Since(reloadedAt).Round(time.Millisecond), f.accepted.Load(), s.arrived.Load())
+		time.Since(reloadedAt).Round(time.Millisecond), f.Accepted.Load(), s.Arrived.Load())
 
 	select {
 	case <-fed:
 	case <-time.After(3 * time.Minute):
 		stopFeeding()
-		t.Fatalf("the senders did not finish in 3 minutes: %s", f.summary())
+		t.Fatalf("the senders did not finish in 3 minutes: %s", f.Summary())
 	}
-	acked := f.acked()
-	s.waitDelivered(t, acked, 2*time.Minute)
+	acked := f.Acked()
+	s.WaitDelivered(t, acked, 2*time.Minute)
 	settled(t, adminURL, dest)
 	maxInFlight, reads := watch.result()
 
-	atts := s.all()
-	st := checkOrder(t, atts, acked)
+	atts := s.All()
+	st := ordertest.CheckOrder(t, atts, acked)
 	versions := map[string]int{}
 	var v1AfterReload int
 	for _, a := range atts {
@@ -110,9 +112,9 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 	// stall) is a retry for it and a duplicate for the receiver.
 	retries := metric(t, fmt.Sprintf(`hookrelay_delivery_attempts_total{destination=%q,outcome="retry"}`, dest))
 	t.Logf("the relay counted %.0f retries; the receiver answered %d errors and hung %d: %.0f 2xx answers counted as failures by the relay",
-		retries, st.failed, st.hung, retries-float64(st.failed+st.hung))
-	took := st.last.Sub(f.began)
-	t.Logf("%d keys × %d statuses: ingress %s", keys, statuses, f.summary())
+		retries, st.Failed, st.Hung, retries-float64(st.Failed+st.Hung))
+	took := st.Last.Sub(f.Began)
+	t.Logf("%d keys × %d statuses: ingress %s", keys, statuses, f.Summary())
 	t.Logf("delivery: %s; all %d events delivered %v after the first was sent (%.0f events/s); headers %v; in_flight at most %d (%d reads)",
-		st, f.total(), took.Round(time.Millisecond), float64(f.total())/took.Seconds(), versions, maxInFlight, reads)
+		st, f.Total(), took.Round(time.Millisecond), float64(f.Total())/took.Seconds(), versions, maxInFlight, reads)
 }

@@ -21,6 +21,7 @@ import (
 
 	// hookrelay's modules, for the in-process Caddy that caddytest runs.
 	_ "github.com/hookrelay/hookrelay"
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
@@ -184,8 +185,8 @@ func post(url string, header http.Header, body []byte) (int, []byte, error) {
 	return resp.StatusCode, b, nil
 }
 
-// signed returns a send function for a feeder: it posts a signed body to
-// url and returns the status (0 on a transport error).
+// signed returns a send function for an ordertest.Feeder: it posts a
+// signed body to url and returns the status (0 on a transport error).
 func signed(t testing.TB, url string) func([]byte) int {
 	h := http.Header{"Ave-Hub-Signature": {testutil.HS256(t, verifySecret, nil)}}
 	return func(body []byte) int {
@@ -199,10 +200,10 @@ func signed(t testing.TB, url string) func([]byte) int {
 
 // postStatuses posts one signed request holding the given statuses (in
 // that order) and fails the test unless it is answered 201.
-func postStatuses(t *testing.T, evs ...ev) {
+func postStatuses(t *testing.T, evs ...ordertest.Ev) {
 	t.Helper()
 	h := http.Header{"Ave-Hub-Signature": {testutil.HS256(t, verifySecret, nil)}}
-	status, body, err := post(baseURL+"/ave", h, statusPayload(evs...))
+	status, body, err := post(baseURL+"/ave", h, ordertest.StatusPayload(evs...))
 	if err != nil || status != http.StatusCreated {
 		t.Fatalf("POST /ave %v = %d %s %v, want 201", evs, status, body, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
@@ -24,23 +25,23 @@ func TestOrderedKeylessGoesToLaneZero(t *testing.T) {
 	)
 	// Every event of a destination is one "key" of the check: its status
 	// is its place in the order the events were posted (and stored).
-	var aveEvents []ev // what was posted to /ave, in order
+	var aveEvents []ordertest.Ev // what was posted to /ave, in order
 	for i := range events {
-		aveEvents = append(aveEvents, ev{fmt.Sprintf("kl-%02d", i%7), i})
+		aveEvents = append(aveEvents, ordertest.Ev{Key: fmt.Sprintf("kl-%02d", i%7), Status: i})
 	}
 	place := map[string]int{} // shipment id and status code -> place
 	for i, e := range aveEvents {
 		place[fmt.Sprintf("%s/%d", e.Key, e.Status+1)] = i
 	}
-	script := func(attempt) int {
+	script := func(ordertest.Attempt) int {
 		if rand.Float64() < 0.15 {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
 	}
-	ave := newOrderSink(t, script)
-	ave.okDelay = 2 * time.Millisecond
-	ave.decode = func(body []byte) (ev, bool) {
+	ave := ordertest.NewSink(t, script)
+	ave.OKDelay = 2 * time.Millisecond
+	ave.Decode = func(body []byte) (ordertest.Ev, bool) {
 		var e struct {
 			Data struct {
 				ShipmentID string `json:"shipment_id"`
@@ -50,23 +51,23 @@ func TestOrderedKeylessGoesToLaneZero(t *testing.T) {
 			} `json:"data"`
 		}
 		if json.Unmarshal(body, &e) != nil {
-			return ev{}, false
+			return ordertest.Ev{}, false
 		}
 		i, ok := place[e.Data.ShipmentID+"/"+e.Data.Status.Code]
-		return ev{aveDest, i}, ok
+		return ordertest.Ev{Key: aveDest, Status: i}, ok
 	}
-	raw := newOrderSink(t, script)
-	raw.okDelay = 2 * time.Millisecond
-	raw.decode = func(body []byte) (ev, bool) {
+	raw := ordertest.NewSink(t, script)
+	raw.OKDelay = 2 * time.Millisecond
+	raw.Decode = func(body []byte) (ordertest.Ev, bool) {
 		var e struct {
 			Data struct {
 				Seq *int `json:"seq"`
 			} `json:"data"`
 		}
 		if json.Unmarshal(body, &e) != nil || e.Data.Seq == nil {
-			return ev{}, false
+			return ordertest.Ev{}, false
 		}
-		return ev{rawDest, *e.Data.Seq}, true
+		return ordertest.Ev{Key: rawDest, Status: *e.Data.Seq}, true
 	}
 
 	dir := queueDir(t)
@@ -103,13 +104,13 @@ func TestOrderedKeylessGoesToLaneZero(t *testing.T) {
 	}
 
 	for _, c := range []struct {
-		s    *orderSink
+		s    *ordertest.Sink
 		dest string
 	}{{ave, aveDest}, {raw, rawDest}} {
 		acked := map[string]int{c.dest: events}
-		c.s.waitDelivered(t, acked, 60*time.Second)
+		c.s.WaitDelivered(t, acked, 60*time.Second)
 		settled(t, adminURL, c.dest)
-		st := checkOrder(t, c.s.all(), acked)
+		st := ordertest.CheckOrder(t, c.s.All(), acked)
 		t.Logf("%s: %s", c.dest, st)
 	}
 	testutil.WaitFor(t, 5*time.Second, "no blocked lane", func() bool {

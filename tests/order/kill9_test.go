@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
@@ -47,8 +48,8 @@ func TestOrderedKill9(t *testing.T) {
 		batch   = 10
 	)
 	bin := testutil.CaddyBinary(t)
-	s := newOrderSink(t, flaky(0.10))
-	s.okDelay = time.Millisecond
+	s := ordertest.NewSink(t, ordertest.Flaky(0.10))
+	s.OKDelay = time.Millisecond
 	dir := t.TempDir()
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	port := testutil.FreePort(t)
@@ -68,12 +69,12 @@ func TestOrderedKill9(t *testing.T) {
 		}
 	}()
 
-	f := newFeeder(keyIDs("k9", keys), statuses)
+	f := ordertest.NewFeeder(keyIDs("k9", keys), statuses)
 	stop := make(chan struct{})
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		f.run(stop, senders, batch, signed(t, fmt.Sprintf("http://127.0.0.1:%d/ave", port)))
+		f.Run(stop, senders, batch, signed(t, fmt.Sprintf("http://127.0.0.1:%d/ave", port)))
 	}()
 	stopFeeding := func() {
 		select {
@@ -86,16 +87,16 @@ func TestOrderedKill9(t *testing.T) {
 	defer stopFeeding()
 
 	deadline := time.Now().Add(3 * time.Minute)
-	for f.accepted.Load() < int64(f.total()/2) {
+	for f.Accepted.Load() < int64(f.Total()/2) {
 		if time.Now().After(deadline) {
 			stopFeeding()
-			t.Fatalf("only %d of %d events answered 201 in 3 minutes", f.accepted.Load(), f.total())
+			t.Fatalf("only %d of %d events answered 201 in 3 minutes", f.Accepted.Load(), f.Total())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	c.Kill() // SIGKILL, the senders still posting, attempts under way
 	killedAt := time.Now()
-	t.Logf("killed Caddy after %d events answered 201, %d attempts", f.accepted.Load(), s.arrived.Load())
+	t.Logf("killed Caddy after %d events answered 201, %d attempts", f.Accepted.Load(), s.Arrived.Load())
 	c = testutil.StartCaddy(t, bin, dir, adminAddr, config)
 	runs = append(runs, c)
 	t.Logf("restarted %v after the kill", time.Since(killedAt).Round(time.Millisecond))
@@ -104,16 +105,16 @@ func TestOrderedKill9(t *testing.T) {
 	case <-fed:
 	case <-time.After(3 * time.Minute):
 		stopFeeding()
-		t.Fatalf("the senders did not finish in 3 minutes: %s", f.summary())
+		t.Fatalf("the senders did not finish in 3 minutes: %s", f.Summary())
 	}
-	acked := f.acked()
-	s.waitDelivered(t, acked, 2*time.Minute)
+	acked := f.Acked()
+	s.WaitDelivered(t, acked, 2*time.Minute)
 	settled(t, "http://"+adminAddr, dest)
-	st := checkOrder(t, s.all(), acked)
-	took := st.last.Sub(f.began)
-	t.Logf("%d keys × %d statuses: ingress %s", keys, statuses, f.summary())
+	st := ordertest.CheckOrder(t, s.All(), acked)
+	took := st.Last.Sub(f.Began)
+	t.Logf("%d keys × %d statuses: ingress %s", keys, statuses, f.Summary())
 	t.Logf("delivery: %s; all %d events delivered %v after the first was sent (%.0f events/s, a kill -9 and a restart included)",
-		st, f.total(), took.Round(time.Millisecond), float64(f.total())/took.Seconds())
+		st, f.Total(), took.Round(time.Millisecond), float64(f.Total())/took.Seconds())
 	if st, err := readStatus("http://"+adminAddr, dest); err != nil || !st.Ordered || st.Lanes != lanes || st.BlockedLanes != 0 {
 		t.Errorf("status after the restart = %+v %v; want ordered, %d lanes, none blocked", st, err, lanes)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
@@ -36,13 +37,13 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 	otherKeys := keyIDs("flow", others)
 
 	var released atomic.Bool
-	s := newOrderSink(t, func(a attempt) int {
+	s := ordertest.NewSink(t, func(a ordertest.Attempt) int {
 		if a.Key == K && !released.Load() {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
 	})
-	s.okDelay = time.Millisecond
+	s.OKDelay = time.Millisecond
 	load(t, caddyAt.NewTester(t), aveConfig(queueDir(t), []string{to(s.URL, dest,
 		"order_by data.shipment_id",
 		"lanes 32",
@@ -57,18 +58,18 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 	defer watch.result()
 
 	// K's head first, and its first failure.
-	postStatuses(t, ev{K, 0})
-	testutil.WaitFor(t, 15*time.Second, "the first attempt of K's head", func() bool { return len(s.of(K)) >= 1 })
+	postStatuses(t, ordertest.Ev{Key: K, Status: 0})
+	testutil.WaitFor(t, 15*time.Second, "the first attempt of K's head", func() bool { return len(s.Of(K)) >= 1 })
 	for k := 1; k < statuses; k++ {
-		postStatuses(t, ev{K, k})
+		postStatuses(t, ordertest.Ev{Key: K, Status: k})
 	}
 	// The other keys, status by status, 20 keys a request.
 	sentOthers := time.Now()
 	for k := range statuses {
 		for i := 0; i < len(otherKeys); i += 20 {
-			var evs []ev
+			var evs []ordertest.Ev
 			for _, key := range otherKeys[i:min(i+20, len(otherKeys))] {
-				evs = append(evs, ev{key, k})
+				evs = append(evs, ordertest.Ev{Key: key, Status: k})
 			}
 			postStatuses(t, evs...)
 		}
@@ -90,10 +91,10 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		full, held, partial = nil, nil, nil
 		for _, k := range otherKeys {
-			switch n := s.arrivedOf(k); {
+			switch n := s.ArrivedOf(k); {
 			case n == 0:
 				held = append(held, k)
-			case s.delivered(ev{k, statuses - 1}) > 0:
+			case s.Delivered(ordertest.Ev{Key: k, Status: statuses - 1}) > 0:
 				full = append(full, k)
 			default:
 				partial = append(partial, k)
@@ -110,7 +111,7 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 		len(full), statuses, time.Since(sentOthers).Round(time.Millisecond), len(held), held)
 
 	// While K's head waits for its retry: the status and the metrics.
-	first := s.of(K)[0]
+	first := s.Of(K)[0]
 	testutil.WaitFor(t, 10*time.Second, "the status to show K's blocked lane", func() bool {
 		st = status(t, dest)
 		return st.BlockedLanes >= 1 && st.OldestBlockedKey == K && st.OldestBlockedSince != nil
@@ -132,12 +133,12 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 	// Through the long step: the head's third attempt comes 3s after its
 	// second; only then does the receiver take K.
 	testutil.WaitFor(t, 20*time.Second, "the third attempt of K's head (after the 3s step)", func() bool {
-		return s.attemptsOf(ev{K, 0}) >= 3
+		return s.AttemptsOf(ordertest.Ev{Key: K, Status: 0}) >= 3
 	})
 	if v := metric(t, metricOldest); v < 3 {
 		t.Errorf("%s = %v after the 3s step, want ≥ 3", metricOldest, v)
 	}
-	stuck := s.of(K)
+	stuck := s.Of(K)
 	for _, a := range stuck {
 		if a.Status != 0 {
 			t.Errorf("status %d of K was attempted at %v while K's head failed", a.Status, a.Start)
@@ -149,7 +150,7 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 		}
 	}
 	for _, k := range held {
-		if n := s.arrivedOf(k); n != 0 {
+		if n := s.ArrivedOf(k); n != 0 {
 			t.Errorf("key %s, held behind K, had %d attempts while K's head failed", k, n)
 		}
 	}
@@ -160,18 +161,18 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 	for _, k := range otherKeys {
 		acked[k] = statuses
 	}
-	s.waitDelivered(t, acked, 20*time.Second)
+	s.WaitDelivered(t, acked, 20*time.Second)
 	t.Logf("K's %d statuses and the %d held keys' delivered %v after the receiver took K", statuses, len(held), time.Since(releasedAt).Round(time.Millisecond))
 	// The held keys were stored after K's statuses, in K's lane: they come
 	// after K's last one.
 	var lastK time.Time
-	for _, a := range s.of(K) {
-		if a.Status == statuses-1 && a.ok() && (lastK.IsZero() || a.End.Before(lastK)) {
+	for _, a := range s.Of(K) {
+		if a.Status == statuses-1 && a.OK() && (lastK.IsZero() || a.End.Before(lastK)) {
 			lastK = a.End
 		}
 	}
 	for _, k := range held {
-		if as := s.of(k); len(as) > 0 && !as[0].Start.After(lastK) {
+		if as := s.Of(k); len(as) > 0 && !as[0].Start.After(lastK) {
 			t.Errorf("key %s, stored in K's lane after K's statuses, was attempted at %v, before K's last status was delivered at %v", k, as[0].Start, lastK)
 		}
 	}
@@ -190,6 +191,6 @@ func TestOrderedStuckKeyOthersFlow(t *testing.T) {
 	if maxInFlight > lanes {
 		t.Errorf("in_flight reached %d (in %d reads of the status): more than the %d lanes", maxInFlight, reads, lanes)
 	}
-	stats := checkOrder(t, s.all(), acked)
+	stats := ordertest.CheckOrder(t, s.All(), acked)
 	t.Logf("%s; in_flight at most %d (%d reads)", stats, maxInFlight, reads)
 }
