@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/ordertest"
 	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
@@ -80,8 +81,9 @@ func startOrderedNode(t testing.TB, name, storage, receiver string) *node {
 	return nd
 }
 
-// sendToLive returns a feeder's send function: each request goes to the
-// next live node, signed; 0 when no answer came (or no node lives).
+// sendToLive returns an ordertest.Feeder's send function: each request
+// goes to the next live node, signed; 0 when no answer came (or no node
+// lives).
 func sendToLive(t testing.TB, nodes []*node) func([]byte) int {
 	token := testutil.HS256(t, secret, nil)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -138,26 +140,26 @@ func TestClusterOrderedNodeKilled(t *testing.T) {
 	K := allKeys[7]
 	var holding atomic.Bool
 	heldBy := make(chan string, 1)
-	s := newOrderSink(t, func(a attempt) int {
+	s := ordertest.NewSink(t, func(a ordertest.Attempt) int {
 		if a.Key == K && a.Status == held && holding.CompareAndSwap(false, true) {
 			heldBy <- a.Node
-			return hang
+			return ordertest.Hang
 		}
 		return http.StatusOK
 	})
-	s.okDelay = time.Millisecond
+	s.OKDelay = time.Millisecond
 	st := clusterStorage(c.urls())
 	nodes := []*node{
 		startOrderedNode(t, "a", st, s.URL),
 		startOrderedNode(t, "b", st, s.URL),
 	}
 
-	f := newFeeder(allKeys, statuses)
+	f := ordertest.NewFeeder(allKeys, statuses)
 	stop := make(chan struct{})
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		f.run(stop, conc, 5, sendToLive(t, nodes))
+		f.Run(stop, conc, 5, sendToLive(t, nodes))
 	}()
 	stopFeeding := func() {
 		select {
@@ -181,7 +183,7 @@ func TestClusterOrderedNodeKilled(t *testing.T) {
 		}
 	case <-time.After(2 * time.Minute):
 		stopFeeding()
-		t.Fatalf("the attempt of %s status %d never came; %s", K, held, f.summary())
+		t.Fatalf("the attempt of %s status %d never came; %s", K, held, f.Summary())
 	}
 	if victim == nil {
 		stopFeeding()
@@ -189,28 +191,28 @@ func TestClusterOrderedNodeKilled(t *testing.T) {
 	}
 	// The victim holds K's head: its attempt hangs at the receiver.
 	time.Sleep(100 * time.Millisecond)
-	accepted := f.accepted.Load()
+	accepted := f.Accepted.Load()
 	victim.kill()
 	killedAt := time.Now()
-	s.releaseAll()
+	s.ReleaseAll()
 	t.Logf("killed node %s holding %s status %d, after %d events answered 201", victim.name, K, held, accepted)
 
 	select {
 	case <-fed:
 	case <-time.After(3 * time.Minute):
 		stopFeeding()
-		t.Fatalf("the senders did not finish in 3 minutes: %s", f.summary())
+		t.Fatalf("the senders did not finish in 3 minutes: %s", f.Summary())
 	}
-	acked := f.acked()
-	s.waitDelivered(t, acked, 90*time.Second)
+	acked := f.Acked()
+	s.WaitDelivered(t, acked, 90*time.Second)
 	testutil.WaitSettled(t, "http://"+survivor.caddy.AdminAddr, orderedDest, 60*time.Second)
 
-	atts := s.all()
-	stats := checkOrder(t, atts, acked)
+	atts := s.All()
+	stats := ordertest.CheckOrder(t, atts, acked)
 	perNode := map[string]int{}
-	var taken *attempt
+	var taken *ordertest.Attempt
 	for i, a := range atts {
-		if a.ok() {
+		if a.OK() {
 			perNode[a.Node]++
 			if a.Key == K && a.Status == held && (taken == nil || a.Start.Before(taken.Start)) {
 				taken = &atts[i]
@@ -234,5 +236,5 @@ func TestClusterOrderedNodeKilled(t *testing.T) {
 	if perNode[survivor.name] == 0 {
 		t.Errorf("the survivor delivered nothing: %v", perNode)
 	}
-	t.Logf("%d keys × %d statuses: ingress %s; delivery: %s; 2xx by node %v", keys, statuses, f.summary(), stats, perNode)
+	t.Logf("%d keys × %d statuses: ingress %s; delivery: %s; 2xx by node %v", keys, statuses, f.Summary(), stats, perNode)
 }
