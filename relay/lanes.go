@@ -228,15 +228,3 @@ func (r *runner) laneRetry(d *delivery, delay time.Duration) {
 	r.stats.block(d.lane, key, d.seq, due)
 	d.log.Debug("ordered retry: the lane waits", zap.Time("at", due))
 }
-
-// deleteConsumer deletes a consumer of the delivery stream; one that is
-// gone already is not an error.
-func (q *queue) deleteConsumer(ctx context.Context, name string) error {
-	q.updateMu.RLock()
-	defer q.updateMu.RUnlock()
-	err := q.js.DeleteConsumer(ctx, StreamOut, name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil
-	}
-	return err
-}
