@@ -123,14 +123,22 @@ func (r *runner) runLane(lane int, drain bool) {
 	}
 }
 
-// fetchOne takes the lane's head, if one is handed out before the fetch
-// expires, and attempts it. It reports whether it got one.
+// fetchOne sends one pull request for the lane and attempts each message
+// it is handed, one at a time, until the request ends. It reports whether
+// it got any.
+//
+// The request ends on the server's side: when it expires (after
+// jetstream.DefaultExpires; the server answers 408, and idle heartbeats
+// tell a dead request from a quiet one meanwhile) or when laneBatch
+// messages were handed out. Ending it on the client's side, with a
+// deadline, would race with the server: a head handed out just as the
+// client stopped listening would be lost in transit and come back only
+// after the ack wait, holding its lane back that long, over and over
+// under load. Only a runner that stops ends a request early.
 func (p *puller) fetchOne(lane int) (bool, error) {
 	r := p.r
-	ctx, cancel := context.WithTimeout(r.ctx, fetchExpiry)
-	defer cancel()
 	start := time.Now()
-	batch, err := p.cons.Fetch(laneBatch, jetstream.FetchContext(ctx))
+	batch, err := p.cons.Fetch(laneBatch, jetstream.FetchContext(r.ctx))
 	if err != nil {
 		return false, err
 	}
@@ -219,16 +227,4 @@ func (r *runner) laneRetry(d *delivery, delay time.Duration) {
 	key, _ := orderKey(d.msg.Data(), d.dest.orderPath)
 	r.stats.block(d.lane, key, d.seq, due)
 	d.log.Debug("ordered retry: the lane waits", zap.Time("at", due))
-}
-
-// deleteConsumer deletes a consumer of the delivery stream; one that is
-// gone already is not an error.
-func (q *queue) deleteConsumer(ctx context.Context, name string) error {
-	q.updateMu.RLock()
-	defer q.updateMu.RUnlock()
-	err := q.js.DeleteConsumer(ctx, StreamOut, name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil
-	}
-	return err
 }

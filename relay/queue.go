@@ -1048,3 +1048,15 @@ func isDigits(s string) bool {
 	}
 	return s != ""
 }
+
+// deleteConsumer deletes a consumer of the delivery stream; one that is
+// gone already is not an error.
+func (q *queue) deleteConsumer(ctx context.Context, name string) error {
+	q.updateMu.RLock()
+	defer q.updateMu.RUnlock()
+	err := q.js.DeleteConsumer(ctx, StreamOut, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	return err
+}
