@@ -18,7 +18,7 @@ import (
 // key's lane (hookrelay.out.<destination>.<lane>), and each lane has a
 // consumer of its own that hands out one message at a time
 // (MaxAckPending 1). A lane's next message is handed out only once its
-// head is acknowledged: delivered, dead-lettered, or parked elsewhere.
+// head is acknowledged: delivered or dead-lettered.
 // So the order holds whichever node works the lane, across restarts,
 // kill -9 and a node's death (what a dead node held comes back after the
 // ack wait, before anything behind it), with nothing kept in memory.
@@ -45,7 +45,8 @@ const noLane = -1
 // laneBatch is how many messages one pull request of a lane asks for.
 // The consumer hands them out one at a time, each once the one before is
 // acknowledged, to the same request: a lane that flows costs one pull
-// request per laneBatch messages or fetchExpiry, not one per message.
+// request per laneBatch messages or jetstream.DefaultExpires (30s), not
+// one per message.
 const laneBatch = 256
 
 // watchLanesEvery is how often a runner looks for lanes with messages
