@@ -208,6 +208,12 @@ type node struct {
 // and the verify/normalize/relay route delivering to receiver with an
 // X-Node header naming the node.
 func nodeConfig(adminPort, httpPort int, storage, receiver, name string) string {
+	return relayNodeConfig(adminPort, httpPort, storage, receiver, name, destName, "timeout 1s", "1s")
+}
+
+// relayNodeConfig is nodeConfig's Caddyfile with the destination's name,
+// more lines of its block, and the route's retry schedule.
+func relayNodeConfig(adminPort, httpPort int, storage, receiver, name, dest, destLines, schedule string) string {
 	debug := ""
 	if os.Getenv("HOOKRELAY_TEST_DEBUG") != "" {
 		debug = "debug"
@@ -233,15 +239,15 @@ http://127.0.0.1:%d {
 			to %s/deliveries {
 				name %s
 				header X-Node %s
-				timeout 1s
+				%s
 			}
 			retry {
-				schedule 1s
+				schedule %s
 			}
 		}
 	}
 }
-`, debug, adminPort, storage, httpPort, secret, receiver, destName, name)
+`, debug, adminPort, storage, httpPort, secret, receiver, dest, name, destLines, schedule)
 }
 
 // clusterStorage is the storage block pointing a node at the cluster.
@@ -252,11 +258,19 @@ func clusterStorage(urls []string) string {
 // startNode runs a relay node as a child process.
 func startNode(t testing.TB, name, storage, receiver string) *node {
 	t.Helper()
+	return startNodeWith(t, name, storage, receiver, nodeConfig)
+}
+
+// startNodeWith runs a relay node of config's Caddyfile as a child
+// process.
+func startNodeWith(t testing.TB, name, storage, receiver string,
+	config func(adminPort, httpPort int, storage, receiver, name string) string) *node {
+	t.Helper()
 	bin := testutil.CaddyBinary(t)
 	adminPort, httpPort := testutil.FreePort(t), testutil.FreePort(t)
 	dir := t.TempDir()
 	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
-	c := testutil.StartCaddy(t, bin, dir, admin, nodeConfig(adminPort, httpPort, storage, receiver, name))
+	c := testutil.StartCaddy(t, bin, dir, admin, config(adminPort, httpPort, storage, receiver, name))
 	nd := &node{name: name, url: fmt.Sprintf("http://127.0.0.1:%d/hook", httpPort), caddy: c}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,63 +20,15 @@ const orderedDest = "erp_ordered"
 // of a shipment are delivered one at a time, in order, over 16 lanes; an
 // attempt may take up to 20s, so a node holds a hanging one until it dies.
 func orderedNodeConfig(adminPort, httpPort int, storage, receiver, name string) string {
-	debug := ""
-	if os.Getenv("HOOKRELAY_TEST_DEBUG") != "" {
-		debug = "debug"
-	}
-	return fmt.Sprintf(`{
-	%s
-	admin 127.0.0.1:%d
-	auto_https off
-	hookrelay {
-		%s
-	}
-}
-
-http://127.0.0.1:%d {
-	route /hook {
-		hook_verify {
-			secret %s
-			algorithms HS256
-		}
-		hook_normalize ave_tracking
-		hook_relay {
-			topic shipments/tracking
-			to %s/deliveries {
-				name %s
-				header X-Node %s
-				order_by data.shipment_id
-				lanes 16
-				timeout 20s
-			}
-			retry {
-				schedule 100ms 200ms
-			}
-		}
-	}
-}
-`, debug, adminPort, storage, httpPort, secret, receiver, orderedDest, name)
+	return relayNodeConfig(adminPort, httpPort, storage, receiver, name, orderedDest,
+		"order_by data.shipment_id\n\t\t\t\tlanes 16\n\t\t\t\ttimeout 20s", "100ms 200ms")
 }
 
 // startOrderedNode runs a relay node with orderedNodeConfig as a child
 // process.
 func startOrderedNode(t testing.TB, name, storage, receiver string) *node {
 	t.Helper()
-	bin := testutil.CaddyBinary(t)
-	adminPort, httpPort := testutil.FreePort(t), testutil.FreePort(t)
-	dir := t.TempDir()
-	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
-	c := testutil.StartCaddy(t, bin, dir, admin, orderedNodeConfig(adminPort, httpPort, storage, receiver, name))
-	nd := &node{name: name, url: fmt.Sprintf("http://127.0.0.1:%d/hook", httpPort), caddy: c}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("node %s log:\n%s", name, tail(c.Log(), 60))
-		}
-		if dir := os.Getenv("HOOKRELAY_TEST_LOGS"); dir != "" {
-			_ = os.WriteFile(filepath.Join(dir, t.Name()+"-"+name+".log"), []byte(c.Log()), 0o644)
-		}
-	})
-	return nd
+	return startNodeWith(t, name, storage, receiver, orderedNodeConfig)
 }
 
 // sendToLive returns an ordertest.Feeder's send function: each request
