@@ -80,6 +80,23 @@ func (f *Feeder) give(keys []int, accepted bool) {
 	}
 }
 
+// Start runs Run in a goroutine of its own. done is closed once Run
+// returned; stop ends it, if it still runs, and waits for it to return.
+// stop may be called more than once.
+func (f *Feeder) Start(senders, batch int, send func([]byte) int) (done <-chan struct{}, stop func()) {
+	quit := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		f.Run(quit, senders, batch, send)
+	}()
+	var once sync.Once
+	return fed, func() {
+		once.Do(func() { close(quit) })
+		<-fed
+	}
+}
+
 // Run sends from senders goroutines, batch statuses a request, until every
 // status was answered 201 or stop is closed. send posts a body and returns
 // the status, 0 when no answer came.

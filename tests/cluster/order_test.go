@@ -105,20 +105,7 @@ func TestClusterOrderedNodeKilled(t *testing.T) {
 	}
 
 	f := ordertest.NewFeeder(allKeys, statuses)
-	stop := make(chan struct{})
-	fed := make(chan struct{})
-	go func() {
-		defer close(fed)
-		f.Run(stop, conc, 5, sendToLive(t, nodes))
-	}()
-	stopFeeding := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-fed
-	}
+	fed, stopFeeding := f.Start(conc, 5, sendToLive(t, nodes))
 	defer stopFeeding()
 
 	var victim, survivor *node

@@ -43,20 +43,7 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 	}
 
 	f := ordertest.NewFeeder(keyIDs("flaky", keys), statuses)
-	stop := make(chan struct{})
-	fed := make(chan struct{})
-	go func() {
-		defer close(fed)
-		f.Run(stop, senders, batch, signed(t, baseURL+"/ave"))
-	}()
-	stopFeeding := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-fed
-	}
+	fed, stopFeeding := f.Start(senders, batch, signed(t, baseURL+"/ave"))
 	defer stopFeeding()
 	watch := watchInFlight(adminURL, dest)
 	defer watch.result()

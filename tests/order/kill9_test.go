@@ -70,20 +70,7 @@ func TestOrderedKill9(t *testing.T) {
 	}()
 
 	f := ordertest.NewFeeder(keyIDs("k9", keys), statuses)
-	stop := make(chan struct{})
-	fed := make(chan struct{})
-	go func() {
-		defer close(fed)
-		f.Run(stop, senders, batch, signed(t, fmt.Sprintf("http://127.0.0.1:%d/ave", port)))
-	}()
-	stopFeeding := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-fed
-	}
+	fed, stopFeeding := f.Start(senders, batch, signed(t, fmt.Sprintf("http://127.0.0.1:%d/ave", port)))
 	defer stopFeeding()
 
 	deadline := time.Now().Add(3 * time.Minute)
