@@ -121,10 +121,8 @@ type Engine struct {
 	destStats sync.Map
 
 	// orders holds the orderSpec of each ordered destination by name,
-	// read by Enqueue to pick each message's lane; staticOrdered are the
-	// configuration's names among them (guarded by mu).
-	orders        sync.Map
-	staticOrdered map[string]bool
+	// read by Enqueue to pick each message's lane; written under mu.
+	orders sync.Map
 }
 
 // orderSpec is how an ordered destination's events find their lane.
@@ -388,20 +386,18 @@ func (e *Engine) reconcileLocked() {
 		e.runners[name] = w
 		w.start()
 	}
-	for name := range e.staticOrdered {
-		if _, ok := active[name]; !ok {
-			e.setOrderLocked(name, nil)
-			delete(e.staticOrdered, name)
+	// The lanes events are stored in follow the active configuration;
+	// put destinations keep theirs (see Put and Remove).
+	e.orders.Range(func(k, _ any) bool {
+		name := k.(string)
+		_, put := e.dynamic[name]
+		if _, ok := active[name]; !ok && !put {
+			e.orders.Delete(name)
 		}
-	}
+		return true
+	})
 	for name, d := range active {
 		e.setOrderLocked(name, d)
-		if d.orderPath != nil {
-			if e.staticOrdered == nil {
-				e.staticOrdered = make(map[string]bool)
-			}
-			e.staticOrdered[name] = true
-		}
 	}
 }
 

@@ -277,3 +277,46 @@ func TestOrderedFailingKeysDoNotHoldOtherLanes(t *testing.T) {
 		t.Errorf("the failing first events of %d keys held back the other lanes: %d of %d events of other keys delivered within 5s", len(failing), in5s, len(healthy))
 	}
 }
+
+// The lane an event is stored in follows the configuration: ordered while
+// the active configuration orders the destination, on the destination's
+// own subject once it does not, or is gone; a put destination keeps its
+// order across configurations.
+func TestOrderFollowsTheConfiguration(t *testing.T) {
+	e := openEngine(t, Options{})
+	body := []byte(`{"data":{"shipment_id":"s-1"}}`)
+	lane := laneSubject("erp", laneOf("s-1", true, 4))
+	apply := func(ds ...*Destination) {
+		t.Helper()
+		if err := e.Apply("cfg", ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(&Destination{Name: "erp", URL: "http://127.0.0.1:1/", OrderBy: "data.shipment_id", Lanes: 4})
+	if err := e.Put(&Destination{Name: WebhookName(7), URL: "http://127.0.0.1:1/", OrderBy: "data.shipment_id", Lanes: 4}); err != nil {
+		t.Fatal(err)
+	}
+	hook := laneSubject(WebhookName(7), laneOf("s-1", true, 4))
+	for _, c := range []struct {
+		step string
+		ds   []*Destination
+		want string
+	}{
+		{"ordered", []*Destination{{Name: "erp", URL: "http://127.0.0.1:1/", OrderBy: "data.shipment_id", Lanes: 4}}, lane},
+		{"unordered", []*Destination{{Name: "erp", URL: "http://127.0.0.1:1/"}}, outSubject("erp")},
+		{"ordered again", []*Destination{{Name: "erp", URL: "http://127.0.0.1:1/", OrderBy: "data.shipment_id", Lanes: 4}}, lane},
+		{"gone", nil, outSubject("erp")},
+	} {
+		apply(c.ds...)
+		if got := e.subjectFor("erp", body); got != c.want {
+			t.Errorf("%s: erp's event stored on %s, want %s", c.step, got, c.want)
+		}
+		if got := e.subjectFor(WebhookName(7), body); got != hook {
+			t.Errorf("%s: the put webhook's event stored on %s, want %s", c.step, got, hook)
+		}
+	}
+	e.Remove(WebhookName(7))
+	if got := e.subjectFor(WebhookName(7), body); got != outSubject(WebhookName(7)) {
+		t.Errorf("a removed webhook's event stored on %s", got)
+	}
+}
