@@ -339,12 +339,18 @@ func (p *puller) idleOut() bool {
 		p.idle = 0
 		return false
 	}
-	ctx, cancel = context.WithTimeout(r.ctx, 5*time.Second)
-	lanes, err := r.e.q.laneCounts(ctx, r.name)
-	cancel()
-	if err != nil || len(lanes) > 0 {
-		p.idle = 0 // ordered deliveries wait in lanes
-		return false
+	if r.cfg().orderPath != nil || len(r.lanes.list()) > 0 {
+		// Ordered deliveries may wait in lanes. (An unordered
+		// destination's lanes are found by watchLanes at start, which
+		// runs them; lanes that fill after that are seen by the sweep,
+		// which wakes the runner again.)
+		ctx, cancel = context.WithTimeout(r.ctx, 5*time.Second)
+		lanes, err := r.e.q.laneCounts(ctx, r.name)
+		cancel()
+		if err != nil || len(lanes) > 0 {
+			p.idle = 0
+			return false
+		}
 	}
 	if !r.e.endIdle(r, seq) {
 		p.idle = 0
