@@ -7,7 +7,7 @@
 --
 -- With a count, each thread stops after that many 201 answers (backlog
 -- fill); without, it runs for wrk's duration. done() prints one line:
---   RESULT <requests> <duration us> <status errors> <socket errors>
+--   RESULT <requests> <duration us> <status errors> <socket errors> <p99 latency us>
 
 local threads = {}
 local counter = 0
@@ -53,6 +53,6 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d\n", summary.requests, summary.duration, e.status,
-    e.connect + e.read + e.write + e.timeout))
+  io.write(string.format("RESULT %d %d %d %d %d\n", summary.requests, summary.duration, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(99)))
 end
