@@ -43,6 +43,7 @@
 #   THREADS=2       wrk threads
 #   BACKLOG=100000  events of the drain
 #   CLUSTER=1       0 skips the cluster (no nats-server built)
+#   WORKERS=        the destinations' workers; empty for the default
 #   PORT_BASE=18600 ports PORT_BASE .. PORT_BASE+32 on 127.0.0.1
 #   PROFILE=<dir>   keep pprof profiles of the relay's Caddy from the first
 #                   round: relay.cpu and relay.allocs (a base to diff with
@@ -85,6 +86,7 @@ relay_route() { # <path> <destination> <url>
 			to $3 {
 				name $2
 				timeout 10s
+				${WORKERS:+workers $WORKERS}
 			}
 			retry {
 				schedule 1s
