@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -304,7 +305,7 @@ func (r *runner) send(ctx context.Context, d *delivery, body []byte) (attemptRes
 	if d.dest.Client != nil {
 		client = d.dest.Client
 	}
-	resp, err := client.Do(req)
+	resp, err := roundTrip(client, req)
 	if err != nil {
 		return attemptResult{err: RedactURLError(err)}, req
 	}
@@ -317,4 +318,31 @@ func (r *runner) send(ctx context.Context, d *delivery, body []byte) (attemptRes
 		res.retryAfter, res.hasRA = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	return res, req
+}
+
+// roundTrip sends req with client's transport, as client.Do would with
+// a client that follows no redirects and keeps no cookies, as delivery
+// clients do (NewClient): the response is the destination's answer, 3xx
+// included. It skips what Do spends on redirects and cookies (a copy of
+// the headers for every request). Its errors are *url.Error, like Do's.
+func roundTrip(client *http.Client, req *http.Request) (*http.Response, error) {
+	rt := client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		password, _ := u.Password()
+		req.SetBasicAuth(u.Username(), password)
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: "Post", URL: req.URL.Redacted(), Err: err}
+	}
+	if resp == nil {
+		return nil, &url.Error{Op: "Post", URL: req.URL.Redacted(), Err: errors.New("no response")}
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
 }
