@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -642,7 +641,8 @@ func (e *Engine) EnqueueEach(ctx context.Context, events []event.Event, dests []
 		if len(dests[i]) == 0 {
 			continue
 		}
-		body, err := json.Marshal(&events[i])
+		ev := &events[i]
+		body, err := ev.AppendJSON(make([]byte, 0, ev.EncodedLen()))
 		if err != nil {
 			return fmt.Errorf("encoding event: %w", err)
 		}
