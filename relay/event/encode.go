@@ -3,8 +3,8 @@ package event
 import (
 	"errors"
 	"time"
-	"unicode/utf8"
 
+	"github.com/hookrelay/hookrelay/internal/jsonenc"
 	"github.com/hookrelay/hookrelay/internal/jsonscan"
 )
 
@@ -28,11 +28,11 @@ import (
 func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	n0 := len(b)
 	b = append(b, `{"id":`...)
-	b = appendString(b, e.ID)
+	b = jsonenc.AppendString(b, e.ID, true)
 	b = append(b, `,"topic":`...)
-	b = appendString(b, e.Topic)
+	b = jsonenc.AppendString(b, e.Topic, true)
 	b = append(b, `,"source":`...)
-	b = appendString(b, e.Source)
+	b = jsonenc.AppendString(b, e.Source, true)
 	b = append(b, `,"received_at":`...)
 	var err error
 	if b, err = appendTime(b, e.ReceivedAt); err != nil {
@@ -40,7 +40,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	}
 	if e.Tenant != "" {
 		b = append(b, `,"tenant":`...)
-		b = appendString(b, e.Tenant)
+		b = jsonenc.AppendString(b, e.Tenant, true)
 	}
 	b = append(b, `,"data":`...)
 	if e.Data == nil {
@@ -56,69 +56,6 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 func (e *Event) EncodedLen() int {
 	return len(`{"id":"","topic":"","source":"","received_at":"","tenant":"","data":}`) +
 		len(e.ID) + len(e.Topic) + len(e.Source) + len(time.RFC3339Nano) + len(e.Tenant) + max(len(e.Data), len("null"))
-}
-
-// htmlSafe holds true for the ASCII characters that encoding/json writes
-// as themselves in a string when it escapes HTML: every character from
-// space to DEL but ", \, <, > and &.
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := ' '; c < utf8.RuneSelf; c++ {
-		t[c] = true
-	}
-	t['"'], t['\\'], t['<'], t['>'], t['&'] = false, false, false, false, false
-	return t
-}()
-
-// appendString appends s as a JSON string, escaped as json.Marshal escapes
-// a string.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				// The other controls, and <, > and &.
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // appendTime appends t as time.Time.MarshalJSON writes it, and fails
