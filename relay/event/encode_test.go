@@ -194,3 +194,12 @@ func FuzzEventEncode(f *testing.F) {
 		}
 	})
 }
+
+func TestValidAllocs(t *testing.T) {
+	deep := []byte(strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth))
+	for _, in := range [][]byte{[]byte(benchData), deep, []byte(`{"a":[1,2,{"b":null}]} `)} {
+		if n := testing.AllocsPerRun(10, func() { Valid(in) }); n != 0 {
+			t.Errorf("Valid(%.20s) allocates %v times", in, n)
+		}
+	}
+}
