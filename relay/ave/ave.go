@@ -287,7 +287,7 @@ func Normalize(body []byte, opts Options) ([]Tracking, error) {
 	if start == len(body) {
 		return nil, &BadRequestError{Detail: "The request body is empty."}
 	}
-	if !json.Valid(body) {
+	if !event.Valid(body) {
 		return nil, badJSON(body)
 	}
 	if body[start] != '{' {
