@@ -203,7 +203,7 @@ func (h *RelayHandler) route(events []event.Event, dests [][]string) ([][]string
 
 // eventDoc decodes an event as filters see it; nil when it cannot be.
 func eventDoc(ev *event.Event) map[string]any {
-	b, err := json.Marshal(ev)
+	b, err := ev.AppendJSON(make([]byte, 0, ev.EncodedLen())) // json.Marshal's bytes
 	if err != nil {
 		return nil
 	}
@@ -339,7 +339,7 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		if h.TopicField != "" {
 			valid = json.Unmarshal(body, &doc) == nil
 		} else {
-			valid = json.Valid(body)
+			valid = event.Valid(body) // json.Valid's answer, faster
 		}
 		if !valid {
 			observeIngress(r, http.StatusBadRequest)
