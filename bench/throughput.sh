@@ -45,10 +45,13 @@
 #   CLUSTER=1       0 skips the cluster (no nats-server built)
 #   WORKERS=        the destinations' workers; empty for the default
 #   PORT_BASE=18600 ports PORT_BASE .. PORT_BASE+32 on 127.0.0.1
+#   PHASES="proxy plain relay cluster drain"  the phases run (for a quick
+#                   look at one; the ratios need them all)
 #   PROFILE=<dir>   keep pprof profiles of the relay's Caddy from the first
 #                   round: relay.cpu and relay.allocs (a base to diff with
 #                   is relay.allocs0) of the relay run, drain.cpu and
-#                   drain.allocs (base drain.allocs0) of the drain
+#                   drain.allocs (base drain.allocs0) of the drain; nodeN.cpu
+#                   and natsN.cpu of the cluster's Caddy nodes and servers
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -58,6 +61,9 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 BACKLOG=${BACKLOG:-100000}
 CLUSTER=${CLUSTER:-1}
+PHASES=${PHASES:-proxy plain relay cluster drain}
+has() { [[ " $PHASES " == *" $1 "* ]]; }
+if ! has cluster; then CLUSTER=0; fi
 PORT_BASE=${PORT_BASE:-18600}
 PORT=$PORT_BASE
 ADMIN=$((PORT_BASE + 1))
@@ -148,6 +154,12 @@ metric() {
 	curl -fs "http://127.0.0.1:$1/metrics" |
 		awk -v s="$2" 'index($0, s" ") == 1 { v = $NF } END { printf "%d\n", v + 0 }'
 }
+metricf() {
+	curl -fs "http://127.0.0.1:$1/metrics" |
+		awk -v s="$2" 'index($0, s" ") == 1 { v = $NF } END { printf "%.6f\n", v + 0 }'
+}
+attempt_sum() { metricf "$1" "hookrelay_delivery_attempt_duration_seconds_sum{destination=\"$2\"}"; }
+attempt_count() { metric "$1" "hookrelay_delivery_attempt_duration_seconds_count{destination=\"$2\"}"; }
 delivered() { metric "$1" "hookrelay_delivery_attempts_total{destination=\"$2\",outcome=\"delivered\"}"; }
 enqueued() { metric "$1" hookrelay_events_enqueued_total; }
 sum() { local s=0 v; for v in "$@"; do s=$((s + v)); done; echo "$s"; }
@@ -201,7 +213,7 @@ stop_receiver() {
 	sep_pid=
 }
 
-nodes=()
+nodes=() node_pids=() nats_pids=()
 if [ "$CLUSTER" = 1 ]; then
 	echo "building nats-server" >&2
 	go build -o "$work/nats-server" github.com/nats-io/nats-server/v2
@@ -211,6 +223,7 @@ if [ "$CLUSTER" = 1 ]; then
 		cat >"$work/nats$i.conf" <<EOF
 server_name: n$i
 listen: 127.0.0.1:$((NATS_PORT + i))
+prof_port: $((NATS_PORT + 20 + i))
 jetstream {
 	store_dir: "$work/nats$i"
 	sync_interval: 1s
@@ -223,6 +236,7 @@ cluster {
 EOF
 		"$work/nats-server" -c "$work/nats$i.conf" >"$work/nats$i.log" 2>&1 &
 		track $!
+		nats_pids+=($!)
 		urls="$urls nats://127.0.0.1:$((NATS_PORT + i))"
 	done
 	for i in 1 2; do
@@ -236,7 +250,7 @@ EOF
 	}
 	hookrelay {
 		storage nats$urls {
-			replicas 3
+			replicas ${REPLICAS:-3}
 		}
 	}
 }
@@ -249,6 +263,7 @@ EOF
 		XDG_DATA_HOME=$work/node$i/data XDG_CONFIG_HOME=$work/node$i/config \
 			start_caddy "$work/node$i.Caddyfile" "$work/node$i.log" "$((NODE_PORT + 2 * i + 1))"
 		nodes+=("$i")
+		node_pids+=("$caddy_pid")
 	done
 	# Until the streams exist and take events.
 	for _ in $(seq 1 300); do
@@ -288,58 +303,89 @@ profile_end() {
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-echo "machine: $(nproc) cores, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); wrk -t$THREADS -c$CONNS -d$DURATION; $RUNS rounds; backlog $BACKLOG"
-printf '%-6s %16s %16s %26s %26s %22s %18s\n' round "proxy req/s" "plain req/s" "relay acc/s (sustained)" "cluster acc/s" "drain del/s" "peak RSS"
-r1=() r2=() r3=() r4=() proxies=() plains=() ingresses=() sustained=() clusters=() drains=() rsss=()
-for round in $(seq 1 "$RUNS"); do
+# cpu <pid>...: the CPU seconds the processes used so far.
+cpu() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+per_event() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.0f", (n > 0 ? 1e6 * c / n : 0) }'; }
+
+phase_proxy() {
+	local n s e c0
+	c0=$(cpu "$relay_pid")
 	run_wrk "$PORT" /proxy "$THREADS" "$CONNS" "$DURATION" "$work/proxy"
 	read -r n s e _ p_p99 <"$work/proxy"
 	proxy=$(rate $((n - e)) "$s")
+	proxy_cpu=$(per_event "$(minus "$(cpu "$relay_pid")" "$c0")" $((n - e)))
+}
 
+phase_plain() {
+	local n s e
 	run_wrk "$PORT" /plain "$THREADS" "$CONNS" "$DURATION" "$work/plain"
 	read -r n s e _ pl_p99 <"$work/plain"
 	plain=$(rate $((n - e)) "$s")
+}
 
-	e0=$(enqueued "$ADMIN")
+# relay: ingress with its deliveries running, then until all are delivered.
+phase_relay() {
+	local n s e t0 t2 e1 c0
 	[ "$round" = 1 ] && profile_start relay
+	c0=$(cpu "$relay_pid")
 	t0=$(now)
 	run_wrk "$PORT" /relay "$THREADS" "$CONNS" "$DURATION" "$work/relay"
 	[ "$round" = 1 ] && profile_end relay
 	e1=$(enqueued "$ADMIN")
 	wait_delivered 300 "$e1" "$ADMIN" sink "$ADMIN" backlog
 	t2=$(now)
-	read -r n s e sock r_p99 <"$work/relay"
+	read -r n s e _ r_p99 <"$work/relay"
 	ingress=$(rate $((n - e)) "$s")
-	sus=$(rate $((n - e)) "$(awk -v a="$t0" -v b="$t2" 'BEGIN { print b - a }')")
+	sus=$(rate $((n - e)) "$(minus "$t2" "$t0")")
+	relay_cpu=$(per_event "$(minus "$(cpu "$relay_pid")" "$c0")" $((n - e)))
 	[ "$e" -eq 0 ] || echo "relay: $e non-2xx answers" >&2
+}
 
-	cl="-" cl_p99="-"
-	if [ ${#nodes[@]} -gt 0 ]; then
-		ce0=0
-		for i in "${nodes[@]}"; do ce0=$((ce0 + $(enqueued $((NODE_PORT + 2 * i + 1))))); done
-		wrk_pids=()
-		for i in "${nodes[@]}"; do
-			run_wrk "$((NODE_PORT + 2 * i))" /relay 1 $((CONNS / 2)) "$DURATION" "$work/node$i.w" &
-			wrk_pids+=($!)
+# cluster: one wrk per node, half the connections each.
+phase_cluster() {
+	local i n s e p99 ce1 wrk_pids=() wait_args=() c0 cn0 acc=0
+	c0=$(cpu "${node_pids[@]}")
+	cn0=$(cpu "${nats_pids[@]}")
+	for i in "${nodes[@]}"; do
+		run_wrk "$((NODE_PORT + 2 * i))" /relay 1 $((CONNS / 2)) "$DURATION" "$work/node$i.w" &
+		wrk_pids+=($!)
+	done
+	if [ -n "${PROFILE:-}" ] && [ "$round" = 1 ]; then
+		local secs=$((${DURATION%s} - 2))
+		mkdir -p "$PROFILE"
+		for i in 1 2 3; do
+			curl -fs -o "$PROFILE/nats$i.cpu" "http://127.0.0.1:$((NATS_PORT + 20 + i))/debug/pprof/profile?seconds=$secs" &
 		done
-		wait "${wrk_pids[@]}"
-		cl=0
-		cl_p99=0
-		wait_args=()
-		ce1=0
 		for i in "${nodes[@]}"; do
-			read -r n s e _ p99 <"$work/node$i.w"
-			cl=$((cl + $(rate $((n - e)) "$s")))
-			cl_p99=$(awk -v a="$cl_p99" -v b="$p99" 'BEGIN { print (b > a ? b : a) }')
-			[ "$e" -eq 0 ] || echo "cluster node $i: $e non-2xx answers" >&2
-			wait_args+=("$((NODE_PORT + 2 * i + 1))" sink)
-			ce1=$((ce1 + $(enqueued $((NODE_PORT + 2 * i + 1)))))
+			curl -fs -o "$PROFILE/node$i.cpu" "http://127.0.0.1:$((NODE_PORT + 2 * i + 1))/debug/pprof/profile?seconds=$secs" &
 		done
-		# Let the cluster deliver what it took before the next run.
-		wait_delivered 300 "$ce1" "${wait_args[@]}" || true
 	fi
+	wait "${wrk_pids[@]}"
+	cl=0 cl_p99=0 ce1=0
+	for i in "${nodes[@]}"; do
+		read -r n s e _ p99 <"$work/node$i.w"
+		cl=$((cl + $(rate $((n - e)) "$s")))
+		acc=$((acc + n - e))
+		cl_p99=$(awk -v a="$cl_p99" -v b="$p99" 'BEGIN { print (b > a ? b : a) }')
+		[ "$e" -eq 0 ] || echo "cluster node $i: $e non-2xx answers" >&2
+		wait_args+=("$((NODE_PORT + 2 * i + 1))" sink)
+		ce1=$((ce1 + $(enqueued $((NODE_PORT + 2 * i + 1)))))
+	done
+	# Let the cluster deliver what it took before the next phase.
+	wait_delivered 300 "$ce1" "${wait_args[@]}" || true
+	cl_cpu="Caddy nodes $(per_event "$(minus "$(cpu "${node_pids[@]}")" "$c0")" "$acc"), NATS servers $(per_event "$(minus "$(cpu "${nats_pids[@]}")" "$cn0")" "$acc")"
+}
 
-	# Drain: the separate receiver stopped, BACKLOG events, receiver back.
+# drain: the separate receiver stopped, BACKLOG events, the receiver back.
+phase_drain() {
+	local b0 b1 bd0 bd1 per_thread wrk_pid first last as0 ac0 took c0
 	stop_receiver
 	echo 0 >"$work/rss.peak"
 	(
@@ -364,26 +410,48 @@ for round in $(seq 1 "$RUNS"); do
 	wait "$wrk_pid" 2>/dev/null || true
 	untrack "$wrk_pid"
 	b1=$(enqueued "$ADMIN")
+	backlog=$((b1 - b0))
 	start_receiver
 	while [ "$(delivered "$ADMIN" backlog)" -eq "$bd0" ]; do sleep 0.02; done
 	first=$(now)
 	[ "$round" = 1 ] && profile_start drain 4
 	bd1=$(delivered "$ADMIN" backlog)
-	wait_delivered 900 $((bd0 + b1 - b0)) "$ADMIN" backlog
+	as0=$(attempt_sum "$ADMIN" backlog)
+	ac0=$(attempt_count "$ADMIN" backlog)
+	c0=$(cpu "$relay_pid")
+	cr0=$(cpu "$sep_pid")
+	wait_delivered 900 $((bd0 + backlog)) "$ADMIN" backlog
 	last=$(now)
 	[ "$round" = 1 ] && profile_end drain
-	drain=$(rate $((bd0 + b1 - b0 - bd1)) "$(awk -v a="$first" -v b="$last" 'BEGIN { print b - a }')")
+	took=$(awk -v s0="$as0" -v s1="$(attempt_sum "$ADMIN" backlog)" -v c0="$ac0" -v c1="$(attempt_count "$ADMIN" backlog)" \
+		'BEGIN { printf "%.2f", (c1 > c0 ? 1000 * (s1 - s0) / (c1 - c0) : 0) }')
+	drain=$(rate $((bd0 + backlog - bd1)) "$(minus "$last" "$first")")
+	drain_cpu="relay $(per_event "$(minus "$(cpu "$relay_pid")" "$c0")" $((bd0 + backlog - bd1))), receiver $(per_event "$(minus "$(cpu "$sep_pid")" "$cr0")" $((bd0 + backlog - bd1))); an attempt took ${took}ms on average"
 	kill "$rss_pid" 2>/dev/null || true
 	wait "$rss_pid" 2>/dev/null || true
 	untrack "$rss_pid"
 	rss=$(($(cat "$work/rss.peak") / 1024))
+}
 
-	printf '%-6s %16s %16s %26s %26s %22s %18s\n' "$round" "$proxy (p99 ${p_p99}ms)" "$plain (p99 ${pl_p99}ms)" \
-		"$ingress ($sus) p99 ${r_p99}ms" "$cl p99 ${cl_p99}ms" "$drain ($((b1 - b0)))" "$rss MB"
+echo "machine: $(nproc) cores, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); wrk -t$THREADS -c$CONNS -d$DURATION; $RUNS rounds; backlog $BACKLOG; phases: $PHASES"
+printf '%-6s %18s %18s %28s %18s %20s %9s\n' round "proxy req/s" "plain req/s" "relay acc/s (sustained)" "cluster acc/s" "drain del/s" "peak RSS"
+r1=() r2=() r3=() r4=() proxies=() plains=() ingresses=() sustained=() clusters=() drains=() rsss=()
+notes=()
+for round in $(seq 1 "$RUNS"); do
+	proxy=0 p_p99=- plain=0 pl_p99=- ingress=0 sus=0 r_p99=- cl=- cl_p99=- drain=0 backlog=0 rss=0
+	proxy_cpu=- relay_cpu=- cl_cpu=- drain_cpu=-
+	for ph in proxy plain relay cluster drain; do
+		if has "$ph" && { [ "$ph" != cluster ] || [ ${#nodes[@]} -gt 0 ]; }; then "phase_$ph"; fi
+	done
+	printf '%-6s %18s %18s %28s %18s %20s %9s\n' "$round" "$proxy (${p_p99}ms)" "$plain (${pl_p99}ms)" \
+		"$ingress ($sus) ${r_p99}ms" "$cl ${cl_p99}ms" "$drain ($backlog)" "$rss MB"
+	notes+=("round $round CPU µs per event: proxy (Caddy, receiver included) $proxy_cpu; relay (ingress+delivery, receiver included) $relay_cpu; cluster $cl_cpu; drain $drain_cpu")
 	proxies+=("$proxy") plains+=("$plain") ingresses+=("$ingress") sustained+=("$sus") drains+=("$drain") rsss+=("$rss")
 	r1+=("$(ratio "$sus" "$proxy")") r2+=("$(ratio "$ingress" "$plain")") r3+=("$(ratio "$drain" 15000)")
 	if [ "$cl" != "-" ]; then clusters+=("$cl") r4+=("$(ratio "$cl" "$ingress")"); fi
 done
+echo "(in parentheses: wrk's p99 latency; the relay's sustained rate; the backlog's size)"
+printf '%s\n' "${notes[@]}"
 
 m_proxy=$(median "${proxies[@]}")
 m_plain=$(median "${plains[@]}")

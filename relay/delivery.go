@@ -16,15 +16,16 @@ import (
 // delivery is one message in its attempt: what the runner took from the
 // queue and everything each way of finishing it needs.
 type delivery struct {
-	msg       jetstream.Msg
-	dest      *Destination
-	eventID   string
-	attempt   int // this attempt's number, from 1
-	firstSeen time.Time
-	seq       uint64 // stream sequence
-	lane      int    // the lane of an ordered delivery; noLane otherwise
-	log       *zap.Logger
-	start     time.Time // when the request went out; zero when none did
+	msg        jetstream.Msg
+	dest       *Destination
+	eventID    string
+	attempt    int // this attempt's number, from 1
+	firstSeen  time.Time
+	seq        uint64 // stream sequence
+	lane       int    // the lane of an ordered delivery; noLane otherwise
+	runLog     *zap.Logger
+	withFields *zap.Logger // made by log, once
+	start      time.Time   // when the request went out; zero when none did
 }
 
 // attemptResult is what one delivery attempt came to.
@@ -74,12 +75,21 @@ func (r *runner) open(msg jetstream.Msg, lane int) (*delivery, error) {
 	if d.eventID == "" {
 		d.eventID = "msg_" + strconv.FormatUint(d.seq, 10)
 	}
-	if lane == noLane {
-		d.log = r.log.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt))
-	} else {
-		d.log = r.log.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt), zap.Int("lane", lane))
-	}
+	d.runLog = r.log
 	return d, nil
+}
+
+// log is the runner's logger with the delivery's fields; made on first
+// use, since most deliveries log nothing.
+func (d *delivery) log() *zap.Logger {
+	if d.withFields == nil {
+		if d.lane == noLane {
+			d.withFields = d.runLog.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt))
+		} else {
+			d.withFields = d.runLog.With(zap.String("event_id", d.eventID), zap.Int("attempt", d.attempt), zap.Int("lane", d.lane))
+		}
+	}
+	return d.withFields
 }
 
 // handle makes one attempt for a message, of lane (noLane for the
@@ -134,11 +144,13 @@ func (r *runner) settle(d *delivery, res attemptResult) {
 			outcome = OutcomeDeadLetter
 		}
 	}
-	d.log.Debug("delivery attempt",
-		zap.Int("status", res.status),
-		zap.Stringer("outcome", outcome),
-		zap.Duration("took", time.Since(d.start)),
-		zap.NamedError("error", res.err))
+	if d.runLog.Core().Enabled(zap.DebugLevel) {
+		d.log().Debug("delivery attempt",
+			zap.Int("status", res.status),
+			zap.Stringer("outcome", outcome),
+			zap.Duration("took", time.Since(d.start)),
+			zap.NamedError("error", res.err))
+	}
 	switch outcome {
 	case OutcomeDelivered:
 		if d.lane == noLane {
@@ -155,7 +167,7 @@ func (r *runner) settle(d *delivery, res attemptResult) {
 		}
 		if res.status == http.StatusGone {
 			r.deadLetter(d, res, ReasonGone)
-			r.markGone(d.log)
+			r.markGone(d.log())
 			return
 		}
 		r.deadLetter(d, res, ReasonPermanentFailure)
@@ -193,7 +205,7 @@ func (r *runner) observe(d *delivery, o Outcome, res attemptResult) {
 func (r *runner) delivered(d *delivery, res attemptResult) {
 	r.observe(d, OutcomeDelivered, res)
 	if err := d.msg.Ack(); err != nil {
-		d.log.Debug("ack failed; the message may be delivered again", zap.Error(err))
+		d.log().Debug("ack failed; the message may be delivered again", zap.Error(err))
 	}
 	if d.lane != noLane {
 		r.stats.unblock(d.lane)
@@ -211,7 +223,7 @@ func (r *runner) retry(d *delivery, res attemptResult, delay time.Duration) {
 	}
 	if delay <= r.e.nakMax {
 		if err := d.msg.NakWithDelay(delay); err != nil {
-			d.log.Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
+			d.log().Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
 		} else {
 			r.stats.retryingAt(d.seq, time.Now().Add(delay))
 		}
@@ -222,14 +234,14 @@ func (r *runner) retry(d *delivery, res attemptResult, delay time.Duration) {
 	defer cancel()
 	if err := r.store.scheduleRetry(ctx, d.dest.Name, d.eventID, d.attempt, d.firstSeen, at, d.msg.Data()); err != nil {
 		// Keep it in the consumer rather than lose it.
-		d.log.Warn("scheduling a retry failed; keeping the message in the consumer", zap.Error(err))
+		d.log().Warn("scheduling a retry failed; keeping the message in the consumer", zap.Error(err))
 		_ = d.msg.NakWithDelay(min(delay, r.e.nakMax))
 		return
 	}
 	if err := d.msg.Ack(); err != nil {
-		d.log.Debug("ack after scheduling failed; a duplicate attempt may follow", zap.Error(err))
+		d.log().Debug("ack after scheduling failed; a duplicate attempt may follow", zap.Error(err))
 	}
-	d.log.Debug("retry scheduled", zap.Time("at", at))
+	d.log().Debug("retry scheduled", zap.Time("at", at))
 }
 
 // deadLetter moves the message to the dead letters with its last status
@@ -252,17 +264,17 @@ func (r *runner) deadLetter(d *delivery, res attemptResult, reason DeadLetterRea
 	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
 	defer cancel()
 	if err := r.store.storeDeadLetter(ctx, rec, d.msg.Data(), r.e.deadLettersDropped); err != nil {
-		d.log.Warn("storing a dead letter failed; retrying the message later", zap.Error(err))
+		d.log().Warn("storing a dead letter failed; retrying the message later", zap.Error(err))
 		_ = d.msg.NakWithDelay(time.Minute)
 		return
 	}
 	if err := d.msg.Ack(); err != nil {
-		d.log.Debug("ack after dead-lettering failed", zap.Error(err))
+		d.log().Debug("ack after dead-lettering failed", zap.Error(err))
 	}
 	if d.lane != noLane {
 		r.stats.unblock(d.lane)
 	}
-	d.log.Warn("delivery dead-lettered",
+	d.log().Warn("delivery dead-lettered",
 		zap.String("reason", string(reason)),
 		zap.Int("last_status", rec.status),
 		zap.String("last_error", rec.lastError))

@@ -63,8 +63,10 @@ type Destination struct {
 	// parallel (at most Workers attempts at once). 0 means DefaultLanes.
 	Lanes int
 
-	// target is URL with Query merged in, set by the engine.
-	target string
+	// target is URL with Query merged in, set by the engine; targetURL
+	// is it parsed (each request gets a copy).
+	target    string
+	targetURL *url.URL
 	// orderPath is OrderBy parsed, set by the engine; nil when unordered.
 	orderPath []string
 }
@@ -121,6 +123,9 @@ func (d *Destination) withDefaults() *Destination {
 	c.Retry = c.Retry.withDefaults()
 	if u, err := mergeQuery(c.URL, c.Query); err == nil {
 		c.target = u.String()
+		// Parsed again from its own text, as a request from target
+		// would be.
+		c.targetURL, _ = url.Parse(c.target)
 	}
 	return &c
 }

@@ -221,11 +221,11 @@ func (r *runner) allConsumers() []consumerSettings {
 func (r *runner) laneRetry(d *delivery, delay time.Duration) {
 	due := time.Now().Add(delay)
 	if err := d.msg.NakWithDelay(delay); err != nil {
-		d.log.Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
+		d.log().Debug("nak failed; the message comes back after its ack wait", zap.Error(err))
 		due = time.Now().Add(r.e.ackWait)
 	}
 	r.stats.retryingAt(d.seq, due)
 	key, _ := orderKey(d.msg.Data(), d.dest.orderPath)
 	r.stats.block(d.lane, key, d.seq, due)
-	d.log.Debug("ordered retry: the lane waits", zap.Time("at", due))
+	d.log().Debug("ordered retry: the lane waits", zap.Time("at", due))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,10 +40,23 @@ func (e *AuthError) Unwrap() error { return e.Err }
 // Webhooks webhook-signature when it has a Signer, and its credentials.
 // A failure of its Authorizer is returned as an *AuthError.
 func (d *Destination) NewRequest(ctx context.Context, id string, body []byte, now time.Time) (*http.Request, error) {
-	target := d.target
-	if target == "" {
+	var req *http.Request
+	var err error
+	if d.targetURL != nil {
+		// Prepared by the engine: a copy of the parsed URL, rather than
+		// parsing it again for every attempt.
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
+		if err == nil {
+			u := *d.targetURL
+			if u.User != nil {
+				user := *u.User
+				u.User = &user
+			}
+			req.URL, req.Host = &u, strings.TrimSuffix(u.Host, ":")
+		}
+	} else {
 		// Not prepared by the engine (sync mode): merge the query here.
-		target = d.URL
+		target := d.URL
 		if len(d.Query) > 0 {
 			u, err := mergeQuery(d.URL, d.Query)
 			if err != nil {
@@ -50,25 +64,28 @@ func (d *Destination) NewRequest(ctx context.Context, id string, body []byte, no
 			}
 			target = u.String()
 		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, errors.New("building the request failed")
 	}
+	h := make(http.Header, len(d.Header)+5)
 	for k, vs := range d.Header {
-		req.Header[k] = append([]string(nil), vs...)
+		h[k] = append([]string(nil), vs...)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", "hookrelay")
+	req.Header = h
+	// The keys below are in canonical form already.
+	h["Content-Type"] = []string{"application/json"}
+	if len(h["User-Agent"]) == 0 || h["User-Agent"][0] == "" {
+		h["User-Agent"] = []string{"hookrelay"}
 	}
-	req.Header.Set("webhook-id", id)
+	h["Webhook-Id"] = []string{id}
 	if d.Signer != nil {
 		ts, sig := d.Signer.Sign(id, now, body)
-		req.Header.Set("webhook-timestamp", ts)
-		req.Header.Set("webhook-signature", sig)
+		h["Webhook-Timestamp"] = []string{ts}
+		h["Webhook-Signature"] = []string{sig}
 	} else {
-		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+		h["Webhook-Timestamp"] = []string{strconv.FormatInt(now.Unix(), 10)}
 	}
 	if d.Auth != nil {
 		if err := d.Auth.Authorize(ctx, req); err != nil {

@@ -286,6 +286,8 @@ type puller struct {
 	idle int
 	// cs are the settings of the consumer pulled from.
 	cs consumerSettings
+	// credits bounds the messages fetched and not settled (see pull).
+	credits chan struct{}
 }
 
 // fetchExpiry is how long a pull request waits for messages; a message
@@ -296,12 +298,27 @@ const fetchExpiry = 5 * time.Second
 // runner look whether it may end (see idleOut).
 const idleAfter = 6
 
-// pull fetches the destination's messages and attempts each in a
-// goroutine of its own, at most Workers at once, until the runner stops.
-// An idle destination costs this one goroutine and a pull request.
+// pull fetches the destination's messages and hands each to a worker, at
+// most Workers attempts at once, until the runner stops. An idle
+// destination costs this goroutine, its idle workers and a pull request.
+//
+// A pull request asks for as many messages as the puller has credits for:
+// twice the workers, so that the next messages are at hand when an
+// attempt ends, as each message costs a credit until it is settled. A
+// message is held (and kept from coming back by the heartbeat) from the
+// moment it arrives, and waits at most for a worker, never in a buffer
+// the heartbeat does not see.
 func (r *runner) pull() {
 	defer r.wg.Done()
-	p := &puller{r: r, backoff: minBackoff, cs: r.consumerSettings()}
+	workers := cap(r.slots)
+	credits := make(chan struct{}, 2*workers)
+	work := make(chan jetstream.Msg, cap(credits))
+	for range workers {
+		r.wg.Add(1)
+		go r.worker(work, credits)
+	}
+	defer close(work)
+	p := &puller{r: r, backoff: minBackoff, cs: r.consumerSettings(), credits: credits}
 	for r.ctx.Err() == nil {
 		if p.cons == nil && !p.openConsumer() {
 			continue
@@ -309,7 +326,11 @@ func (r *runner) pull() {
 		if !r.holdBack() {
 			return
 		}
-		if err := p.fetch(); err != nil {
+		n := p.reserve()
+		if n == 0 {
+			return
+		}
+		if err := p.fetch(n, work); err != nil {
 			p.failed(err)
 			continue
 		}
@@ -317,6 +338,29 @@ func (r *runner) pull() {
 		if r.lazy && p.idle >= idleAfter && p.idleOut() {
 			return
 		}
+	}
+}
+
+// worker attempts the messages the puller hands it, each once a worker
+// slot is free (lanes take slots too), until the puller ends. What it is
+// handed after the runner stopped goes back at once.
+func (r *runner) worker(work <-chan jetstream.Msg, credits <-chan struct{}) {
+	defer r.wg.Done()
+	for msg := range work {
+		select {
+		case r.slots <- struct{}{}:
+			if r.ctx.Err() != nil {
+				_ = msg.Nak()
+				r.held.done(msg)
+			} else {
+				r.handle(msg, noLane)
+			}
+			<-r.slots
+		case <-r.ctx.Done():
+			_ = msg.Nak()
+			r.held.done(msg)
+		}
+		<-credits
 	}
 }
 
@@ -400,46 +444,120 @@ func (r *runner) holdBack() bool {
 	return true
 }
 
-// fetch takes a batch of up to twice the workers and starts an attempt
-// for each message as a worker slot frees. It returns the fetch's error,
-// if any; a fetch that found nothing before its expiry is not one.
-func (p *puller) fetch() error {
+// pullBatchMin is the fewest credits the puller waits for, while
+// messages are under way, before it asks for more: a pull request costs
+// the queue about as much as a few messages, so asking for one message
+// as each attempt ends would double its work under load.
+func pullBatchMin(credits int) int { return max(1, credits/4) }
+
+// pullGather is how long the puller waits for pullBatchMin credits once
+// it has one.
+const pullGather = 2 * time.Millisecond
+
+// reserve takes credits for the next pull request: at least one, then
+// every one free, waiting up to pullGather for pullBatchMin of them. It
+// returns how many it took; 0 when the runner stopped.
+func (p *puller) reserve() int {
 	r := p.r
-	ctx, cancel := context.WithTimeout(r.ctx, fetchExpiry)
-	defer cancel()
-	start := time.Now()
-	batch, err := p.cons.Fetch(2*cap(r.slots), jetstream.FetchContext(ctx))
-	if err != nil {
-		return err
+	select {
+	case p.credits <- struct{}{}:
+	case <-r.ctx.Done():
+		return 0
 	}
-	got := false
-	for msg := range batch.Messages() {
-		got = true
-		r.held.add(msg)
-		r.gone.fetched(start)
+	n, most := 1, cap(p.credits)
+	want := pullBatchMin(most)
+	var gather *time.Timer
+	defer func() {
+		if gather != nil {
+			gather.Stop()
+		}
+	}()
+	for n < most {
 		select {
-		case r.slots <- struct{}{}:
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				defer func() { <-r.slots }()
-				r.handle(msg, noLane)
-			}()
+		case p.credits <- struct{}{}:
+			n++
+			continue
+		default:
+		}
+		if n >= want {
+			return n
+		}
+		if gather == nil {
+			gather = time.NewTimer(pullGather)
+		}
+		select {
+		case p.credits <- struct{}{}:
+			n++
+		case <-gather.C:
+			return n
 		case <-r.ctx.Done():
-			// Hand it back at once rather than after AckWait.
-			_ = msg.Nak()
-			r.held.done(msg)
+			p.release(n)
+			return 0
 		}
 	}
-	if got {
-		p.idle = 0
-	} else {
-		p.idle++
+	return n
+}
+
+// release gives back n credits.
+func (p *puller) release(n int) {
+	for range n {
+		<-p.credits
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+}
+
+// fetch sends one pull request for n messages, for which n credits are
+// taken, and hands each message to the workers as it arrives. It returns
+// the request's error, if any; a request that expired before n messages
+// came is not one.
+//
+// The request ends on the server's side, when it expires (after
+// fetchExpiry) or n messages were handed out; ending it on the client's
+// side with a deadline would race with the server, losing a message
+// handed out just then until its ack wait. A runner that stops does not
+// wait for it: what arrives afterwards is handed back.
+func (p *puller) fetch(n int, work chan<- jetstream.Msg) error {
+	r := p.r
+	start := time.Now()
+	batch, err := p.cons.Fetch(n, jetstream.FetchMaxWait(fetchExpiry))
+	if err != nil {
+		p.release(n)
 		return err
 	}
-	return nil
+	got := 0
+	msgs := batch.Messages()
+	for {
+		select {
+		case msg, ok := <-msgs:
+			if !ok {
+				p.release(n - got)
+				if got > 0 {
+					p.idle = 0
+				} else {
+					p.idle++
+				}
+				if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+					return err
+				}
+				return nil
+			}
+			got++
+			r.held.add(msg)
+			r.gone.fetched(start)
+			work <- msg // never blocks: it has a credit, and work has room for all
+		case <-r.ctx.Done():
+			p.release(n - got)
+			go handBack(msgs)
+			return nil
+		}
+	}
+}
+
+// handBack hands back what an abandoned pull request still brings, until
+// it ends.
+func handBack(msgs <-chan jetstream.Msg) {
+	for msg := range msgs {
+		_ = msg.Nak()
+	}
 }
 
 // failed notes a failed fetch and waits the backoff.
