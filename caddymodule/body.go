@@ -26,7 +26,7 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) (body []by
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, tooLargeDetail(limit)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -40,4 +40,37 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) (body []by
 // tooLargeDetail is the 413's detail, built only when a body is too large.
 func tooLargeDetail(limit int64) string {
 	return fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit)
+}
+
+// sizedReadMax bounds the bodies readAll reads into a buffer of their
+// announced length: a sender that announces a large body and sends little
+// must not make the server set memory aside for what it did not send.
+const sizedReadMax = 64 << 10
+
+// readAll is io.ReadAll, reading what it reads and failing where it
+// fails; but a body of known length (below 0 when unknown) up to
+// sizedReadMax is read into one buffer of that length, instead of one
+// that starts at 512 bytes and grows by copies.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	if length < 0 || length > sizedReadMax {
+		return io.ReadAll(r)
+	}
+	// One byte more than announced, so that the read that finds the end
+	// has room.
+	b := make([]byte, 0, length+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			// More than announced (net/http does not let that happen).
+			rest, err := io.ReadAll(r)
+			return append(b, rest...), err
+		}
+	}
 }

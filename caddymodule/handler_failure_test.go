@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hookrelay/hookrelay/relay/event"
+	"github.com/hookrelay/hookrelay/relay/ave"
 )
 
 // A configuration fault found while serving is answered in the contract's
@@ -23,9 +22,8 @@ func withIngress(r *http.Request, in *ingress) *http.Request {
 func TestRelayAnswersIngressFailure(t *testing.T) {
 	log, logs := observedLogger()
 	h := &RelayHandler{Topic: "shipments/tracking", log: log}
-	in := &ingress{count: 1, events: func(string) ([]event.Event, error) {
-		return nil, errors.New("the events cannot be encoded")
-	}}
+	// A tracking without its required fields has no event.
+	in := &ingress{tracks: []ave.Tracking{{}}}
 	r := withCaddyVars(withIngress(httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")), in))
 	w := httptest.NewRecorder()
 	if err := h.ServeHTTP(w, r, nil); err != nil {
@@ -40,7 +38,7 @@ func TestRelayAnswersIngressFailure(t *testing.T) {
 func TestCallAfterNormalizeAnswersFailure(t *testing.T) {
 	log, logs := observedLogger()
 	h := &Call{AllowUnauthenticated: true, log: log, call: &caller{anyone: true, log: log, maxBody: 1 << 20}}
-	in := &ingress{count: 1}
+	in := &ingress{tracks: []ave.Tracking{ave.Sample()}}
 	r := withCaddyVars(withIngress(httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")), in))
 	w := httptest.NewRecorder()
 	if err := h.ServeHTTP(w, r, nil); err != nil {

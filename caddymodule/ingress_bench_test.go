@@ -8,9 +8,12 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/hookrelay/hookrelay/internal/testutil"
+	"github.com/hookrelay/hookrelay/relay"
 )
 
 // benchWriter is a reusable ResponseWriter that keeps only the status.
@@ -25,7 +28,9 @@ func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // BenchmarkIngress measures the hook_verify + hook_normalize chain per
 // request, with a token already in the verifier's cache and a one-guide
-// payload, against a plain handler that writes the same 201.
+// payload, against a plain handler that writes the same 201; and the
+// same chain ending in hook_relay, which stores the event for one
+// destination in an embedded queue and waits for its acknowledgement.
 //
 //	go test -run '^$' -bench '^BenchmarkIngress$' -benchmem ./caddymodule/
 func BenchmarkIngress(b *testing.B) {
@@ -43,6 +48,7 @@ func BenchmarkIngress(b *testing.B) {
 	}{
 		{"verify+normalize", newIngressChain(b, secret, DefaultMaxBody)},
 		{"plain201", plain},
+		{"verify+normalize+relay", newRelayChain(b, secret)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			base := httptest.NewRequest(http.MethodPost, "/hooks/ave", nil)
@@ -80,4 +86,30 @@ func BenchmarkIngress(b *testing.B) {
 			}
 		})
 	}
+}
+
+// newRelayChain is newIngressChain's hook_verify and hook_normalize
+// followed by hook_relay (one destination, never delivered to) on an
+// embedded queue of its own.
+func newRelayChain(b *testing.B, secret string) caddyhttp.Handler {
+	b.Helper()
+	e, err := relay.Open(relay.Options{Queue: relay.QueueConfig{Dir: b.TempDir()}, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	h := &RelayHandler{
+		Topic: "shipments/tracking",
+		app:   &App{engine: &pooledEngine{Engine: e}},
+		names: []string{"erp"},
+		log:   zap.NewNop(),
+	}
+	rest := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		return h.ServeHTTP(w, r, nil)
+	})
+	chain := newIngressChainTo(b, secret, DefaultMaxBody, rest)
+	// Caddy's server puts a replacer in every request's context.
+	return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		return chain.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer())))
+	})
 }

@@ -40,6 +40,16 @@ func want400(detail string) string { return wantEnvelope("Bad Request", "400", d
 // the contract's 201 as hook_relay does once the events are stored.
 func newIngressChain(tb testing.TB, secret string, maxBody int64) caddyhttp.Handler {
 	tb.Helper()
+	end := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		writeSuccess(w)
+		return nil
+	})
+	return newIngressChainTo(tb, secret, maxBody, end)
+}
+
+// newIngressChainTo is newIngressChain with end after hook_normalize.
+func newIngressChainTo(tb testing.TB, secret string, maxBody int64, end caddyhttp.Handler) caddyhttp.Handler {
+	tb.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	tb.Cleanup(cancel)
 	v := &Verify{Secret: secret, Algorithms: []string{"HS256"}}
@@ -60,10 +70,6 @@ func newIngressChain(tb testing.TB, secret string, maxBody int64) caddyhttp.Hand
 	// fuzzing run neither floods the output nor skips the logging code.
 	quiet := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel))
 	v.log, n.log = quiet, quiet
-	end := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
-		writeSuccess(w)
-		return nil
-	})
 	normalize := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		return n.ServeHTTP(w, r, end)
 	})

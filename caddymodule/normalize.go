@@ -104,9 +104,27 @@ func (n *Normalize) Validate() error {
 // ingress carries a request's normalized events from hook_normalize to
 // hook_relay.
 type ingress struct {
-	count    int
-	events   func(topic string) ([]event.Event, error)
+	tracks   []ave.Tracking
+	received time.Time
 	answered bool // a later handler (hook_relay) answered the sender
+	// body reads the request body again, for a handler after
+	// hook_normalize that passes the webhook on (reverse_proxy); it lives
+	// here to save the request an allocation.
+	body bytes.Reader
+}
+
+// events returns the normalized events of the request, of the topic
+// (hook_relay's; the ids do not depend on it).
+func (in *ingress) events(topic string) ([]event.Event, error) {
+	evs := make([]event.Event, len(in.tracks))
+	for i := range in.tracks {
+		ev, err := in.tracks[i].Event(topic, in.received)
+		if err != nil {
+			return nil, err
+		}
+		evs[i] = ev
+	}
+	return evs, nil
 }
 
 type ingressKey struct{}
@@ -145,26 +163,14 @@ func (n *Normalize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		}
 		return nil
 	}
-	now := time.Now().UTC()
-	in := &ingress{
-		count: len(tracks),
-		// The topic is hook_relay's; the ids do not depend on it.
-		events: func(topic string) ([]event.Event, error) {
-			evs := make([]event.Event, len(tracks))
-			for i := range tracks {
-				ev, err := tracks[i].Event(topic, now)
-				if err != nil {
-					return nil, err
-				}
-				evs[i] = ev
-			}
-			return evs, nil
-		},
-	}
+	in := &ingress{tracks: tracks, received: time.Now().UTC()}
 	req := r.WithContext(context.WithValue(r.Context(), ingressKey{}, in))
 	// A handler that passes the webhook on (reverse_proxy) reads the body
 	// again.
-	req.Body = io.NopCloser(bytes.NewReader(body))
+	// (io.NopCloser of a *bytes.Reader, as net/http knows it: it sends
+	// the headers and the body of a proxied request in one write.)
+	in.body.Reset(body)
+	req.Body = io.NopCloser(&in.body)
 	answered := serveNext(w, req, next, n.log)
 	if !in.answered && !answered {
 		// Nothing stored the events and nothing answered: answering 201

@@ -94,6 +94,9 @@ type Verify struct {
 
 	verifier *jwtverify.Verifier
 	log      *zap.Logger
+	// headerKey is Header in canonical form, which reads and deletes the
+	// header without canonicalizing (an allocation) on every request.
+	headerKey string
 }
 
 // PublicKeyFile is a PEM file and the key id it answers to.
@@ -121,6 +124,7 @@ func (v *Verify) Provision(ctx caddy.Context) error {
 	if v.Header == "" {
 		v.Header = "Ave-Hub-signature"
 	}
+	v.headerKey = http.CanonicalHeaderKey(v.Header)
 	cfg := v.config()
 	cfg.Logger = ctx.Slogger()
 	if v.Secret != "" {
@@ -174,12 +178,16 @@ func (v *Verify) Validate() error {
 
 // ServeHTTP verifies the token and passes the request on.
 func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	token := r.Header.Get(v.Header)
+	key := v.headerKey
+	if key == "" {
+		key = v.Header // not provisioned
+	}
+	token := r.Header.Get(key)
 	// The token is a credential: drop it from the request at once, whatever
 	// the outcome, so that neither the access log (Caddy only redacts
 	// Authorization and Cookie) nor a handler after this one (e.g.
 	// reverse_proxy) sees it.
-	r.Header.Del(v.Header)
+	r.Header.Del(key)
 	if token == "" && v.AllowBearer {
 		if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 			token = strings.TrimSpace(auth[7:])
@@ -203,14 +211,37 @@ func (v *Verify) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	for name, val := range claims {
 		switch val := val.(type) {
 		case string, bool:
-			caddyhttp.SetVar(r.Context(), "hook.claims."+name, val)
+			caddyhttp.SetVar(r.Context(), claimVar(name), val)
 		case float64:
-			caddyhttp.SetVar(r.Context(), "hook.claims."+name, strconv.FormatFloat(val, 'f', -1, 64))
+			caddyhttp.SetVar(r.Context(), claimVar(name), strconv.FormatFloat(val, 'f', -1, 64))
 		}
 	}
 	caddyhttp.SetVar(r.Context(), "hook.verified", true)
 	serveNext(w, r, next, v.log)
 	return nil
+}
+
+// claimVar is the name of the variable of the claim name: "hook.claims."
+// and the name, a constant for the registered claims of RFC 7519 that
+// most tokens carry.
+func claimVar(name string) string {
+	switch name {
+	case "iss":
+		return "hook.claims.iss"
+	case "sub":
+		return "hook.claims.sub"
+	case "aud":
+		return "hook.claims.aud"
+	case "exp":
+		return "hook.claims.exp"
+	case "nbf":
+		return "hook.claims.nbf"
+	case "iat":
+		return "hook.claims.iat"
+	case "jti":
+		return "hook.claims.jti"
+	}
+	return "hook.claims." + name
 }
 
 // refuse answers a failed verification. A sender's bad token is logged at

@@ -21,3 +21,11 @@ func provisionVerify(t testing.TB, v *Verify) *Verify {
 	}
 	return v
 }
+
+func TestClaimVar(t *testing.T) {
+	for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tenant", "", "hook.claims.x"} {
+		if got := claimVar(name); got != "hook.claims."+name {
+			t.Errorf("claimVar(%q) = %q", name, got)
+		}
+	}
+}

@@ -52,3 +52,23 @@ func TestVerifyDropsTokenHeaderWhateverTheOutcome(t *testing.T) {
 		})
 	}
 }
+
+// A configured header is read and dropped whatever the case it is
+// written in, in the configuration or in the request.
+func TestVerifyConfiguredHeaderAnyCase(t *testing.T) {
+	v := provisionVerify(t, &Verify{Secret: ingressSecret, Algorithms: []string{"HS256"}, Header: "x-HUB-token"})
+	good := testutil.Sign(t, "HS256", []byte(ingressSecret), testutil.Claims(nil), "")
+	r := withCaddyVars(httptest.NewRequest(http.MethodPost, "/hooks", strings.NewReader("{}")))
+	r.Header.Set("X-Hub-TOKEN", good)
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	if err := v.ServeHTTP(w, r, next); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != http.StatusOK || len(r.Header) != 0 {
+		t.Errorf("status %d, headers left %v", w.Code, r.Header)
+	}
+	if got := caddyhttp.GetVar(r.Context(), "hook.claims.exp"); got == nil {
+		t.Error("the exp claim is not a variable")
+	}
+}

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -636,26 +635,27 @@ func (e *Engine) EnqueueEach(ctx context.Context, events []event.Event, dests []
 	}
 	// Encode and measure every event before the first publish, so that a
 	// request with an event too large for the queue stores nothing.
-	bodies := make([][]byte, len(events))
 	limit := e.MaxEventSize()
+	msgs := make([]nats.Msg, 0, n)
+	hv := newHeaderValues(events, n, formatTime(time.Now()))
 	for i := range events {
 		if len(dests[i]) == 0 {
 			continue
 		}
-		body, err := json.Marshal(&events[i])
+		ev := &events[i]
+		body, err := ev.AppendJSON(make([]byte, 0, ev.EncodedLen()))
 		if err != nil {
 			return fmt.Errorf("encoding event: %w", err)
 		}
 		if limit > 0 && int64(len(body)) > limit {
 			return &TooLargeError{Size: int64(len(body)), Limit: limit}
 		}
-		bodies[i] = body
-	}
-	firstSeen := formatTime(time.Now())
-	msgs := make([]*nats.Msg, 0, n)
-	for i, body := range bodies {
 		for _, dest := range dests[i] {
-			msgs = append(msgs, deliveryMsg(e.subjectFor(dest, body), events[i].ID, events[i].ID+"."+dest, firstSeen, body))
+			msgs = append(msgs, nats.Msg{
+				Subject: e.subjectFor(dest, body),
+				Header:  hv.delivery(i, ev.ID+"."+dest),
+				Data:    body,
+			})
 		}
 	}
 	if err := e.q.storeDeliveries(ctx, msgs); err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/hookrelay/hookrelay/relay/event"
 )
 
 // Stream and subject names. One work-queue stream carries every pending
@@ -457,16 +459,56 @@ func (q *queue) maxPayload() int64 { return q.nc.MaxPayload() }
 // subject, a destination's or one of its lanes. msgID drops resends of it
 // within the dedupe window.
 func deliveryMsg(subject, eventID, msgID, firstSeen string, body []byte) *nats.Msg {
-	h := storedHeader(eventID, 0, firstSeen, jetstream.MsgIDHeader, msgID)
-	return &nats.Msg{Subject: subject, Header: h, Data: body}
+	h := headerValues{vals: []string{firstSeen, eventID}}
+	return &nats.Msg{Subject: subject, Header: h.delivery(0, msgID), Data: body}
 }
+
+// headerValues holds the header values of the new deliveries of one
+// Enqueue in one slice: when the deliveries were first seen, then the
+// event ids, then the message ids as they are added. The headers share
+// them: each takes a one-element slice of vals, with its capacity cut so
+// that an append to it cannot reach the next. nats.go only reads them.
+type headerValues struct {
+	vals []string
+}
+
+// newHeaderValues makes the header values of n deliveries of events.
+func newHeaderValues(events []event.Event, n int, firstSeen string) headerValues {
+	vals := make([]string, 1+len(events), 1+len(events)+n)
+	vals[0] = firstSeen
+	for i := range events {
+		vals[1+i] = events[i].ID
+	}
+	return headerValues{vals: vals}
+}
+
+// delivery returns the headers of a new delivery of event i: its id
+// (every attempt's webhook-id), when it was first seen (RFC 3339, its
+// retry budget starts there) and msgID, which drops resends of it within
+// the dedupe window. They hold no attempt count: a message without one
+// has made no attempt (see headerInt).
+func (hv *headerValues) delivery(i int, msgID string) nats.Header {
+	k := len(hv.vals)
+	hv.vals = append(hv.vals, msgID)
+	return nats.Header{
+		HeaderEvent:           hv.vals[1+i : 2+i : 2+i],
+		HeaderFirstSeen:       hv.vals[0:1:1],
+		jetstream.MsgIDHeader: hv.vals[k : k+1 : k+1],
+	}
+}
+
+// storeOpts are the options of every publish of storeDeliveries: made
+// once, since each option is an allocation. A publish waits up to 5s
+// for room when WithPublishAsyncMaxPending acknowledgements are pending.
+var storeOpts = []jetstream.PublishOpt{jetstream.WithStallWait(5 * time.Second)}
 
 // storeDeliveries stores msgs and returns once JetStream acknowledged
 // every one of them, or with the first failure (some may be stored).
-func (q *queue) storeDeliveries(ctx context.Context, msgs []*nats.Msg) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := q.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second))
+func (q *queue) storeDeliveries(ctx context.Context, msgs []nats.Msg) error {
+	var few [4]jetstream.PubAckFuture
+	futures := few[:0]
+	for i := range msgs {
+		f, err := q.js.PublishMsgAsync(&msgs[i], storeOpts...)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	_ "time/tzdata" // America/Bogota without system zoneinfo
 	"unicode/utf8"
 
+	"github.com/hookrelay/hookrelay/internal/jsonenc"
 	"github.com/hookrelay/hookrelay/internal/jsonscan"
 	"github.com/hookrelay/hookrelay/relay/event"
 )
@@ -144,13 +145,110 @@ func (t *Tracking) EventID() string {
 
 // data returns the tracking as JSON, HTML characters not escaped.
 func (t *Tracking) data() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(t); err != nil {
-		return nil, fmt.Errorf("ave: encoding tracking: %w", err)
+	return t.appendJSON(make([]byte, 0, t.encodedLen())), nil
+}
+
+// appendJSON appends the tracking as JSON to b: what a json.Encoder with
+// SetEscapeHTML(false) writes, without its newline (TestTrackingJSON and
+// FuzzTrackingJSON compare the two).
+func (t *Tracking) appendJSON(b []byte) []byte {
+	b = append(b, `{"shipment_id":`...)
+	b = jsonenc.AppendString(b, t.ShipmentID, false)
+	b = append(b, `,"status":{"code":`...)
+	b = jsonenc.AppendString(b, t.Status.Code, false)
+	b = append(b, `,"name":`...)
+	b = jsonenc.AppendString(b, t.Status.Name, false)
+	b = append(b, `,"at":`...)
+	b = jsonenc.AppendString(b, t.Status.At, false)
+	b = append(b, '}')
+	if inc := t.Incident; inc != nil {
+		b = append(b, `,"incident":`...)
+		b = appendMembers(b, "code", inc.Code, "name", inc.Name, "at", inc.At, "state", inc.State)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	if rep := t.Replacement; rep != nil {
+		b = append(b, `,"replacement":`...)
+		b = appendMembers(b, "tracking_number", rep.TrackingNumber, "kind", rep.Kind)
+	}
+	if t.DocumentURL != "" {
+		b = append(b, `,"document_url":`...)
+		b = jsonenc.AppendString(b, t.DocumentURL, false)
+	}
+	if t.ProofOfDelivery != nil {
+		b = append(b, `,"proof_of_delivery":`...)
+		b = t.ProofOfDelivery.appendJSON(b)
+	}
+	if len(t.ProofsOfDelivery) > 0 {
+		b = append(b, `,"proofs_of_delivery":[`...)
+		for i := range t.ProofsOfDelivery {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = t.ProofsOfDelivery[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	if t.Notes != "" {
+		b = append(b, `,"notes":`...)
+		b = jsonenc.AppendString(b, t.Notes, false)
+	}
+	return append(b, '}')
+}
+
+// appendMembers appends an object of the members, names and values in
+// pairs, that have a value: the omitempty strings of Incident and
+// Replacement.
+func appendMembers(b []byte, kv ...string) []byte {
+	b = append(b, '{')
+	first := true
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, kv[i]...)
+		b = append(b, `":`...)
+		b = jsonenc.AppendString(b, kv[i+1], false)
+	}
+	return append(b, '}')
+}
+
+// appendJSON appends the proof as JSON to b.
+func (p *ProofOfDelivery) appendJSON(b []byte) []byte {
+	b = append(b, `{"mime_type":`...)
+	b = jsonenc.AppendString(b, p.MimeType, false)
+	b = append(b, `,"base64":`...)
+	b = jsonenc.AppendString(b, p.Base64, false)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(p.Bytes), 10)
+	return append(b, '}')
+}
+
+// encodedLen is a close upper bound of the length of the tracking's JSON
+// when its strings need no escaping, to size its buffer.
+func (t *Tracking) encodedLen() int {
+	n := len(`{"shipment_id":"","status":{"code":"","name":"","at":""},"document_url":"","notes":""}`) +
+		len(t.ShipmentID) + len(t.Status.Code) + len(t.Status.Name) + len(t.Status.At) + len(t.DocumentURL) + len(t.Notes)
+	if inc := t.Incident; inc != nil {
+		n += len(`,"incident":{"code":"","name":"","at":"","state":""}`) + len(inc.Code) + len(inc.Name) + len(inc.At) + len(inc.State)
+	}
+	if rep := t.Replacement; rep != nil {
+		n += len(`,"replacement":{"tracking_number":"","kind":""}`) + len(rep.TrackingNumber) + len(rep.Kind)
+	}
+	const proof = len(`,{"mime_type":"","base64":"","bytes":-9223372036854775808}`)
+	if p := t.ProofOfDelivery; p != nil {
+		n += len(`,"proof_of_delivery":`) + proof + len(p.MimeType) + len(p.Base64)
+	}
+	if len(t.ProofsOfDelivery) > 0 {
+		n += len(`,"proofs_of_delivery":[]`)
+		for i := range t.ProofsOfDelivery {
+			n += proof + len(t.ProofsOfDelivery[i].MimeType) + len(t.ProofsOfDelivery[i].Base64)
+		}
+	}
+	return n
 }
 
 // Event returns the normalized event of the tracking: the given topic,
@@ -287,7 +385,7 @@ func Normalize(body []byte, opts Options) ([]Tracking, error) {
 	if start == len(body) {
 		return nil, &BadRequestError{Detail: "The request body is empty."}
 	}
-	if !json.Valid(body) {
+	if !event.Valid(body) {
 		return nil, badJSON(body)
 	}
 	if body[start] != '{' {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testutil"
 )
 
 // benchGuide returns a realistic guide, as a PHP sender encodes it (escaped
@@ -99,6 +101,25 @@ func BenchmarkEvents100(b *testing.B) {
 			if _, err := trackings[i].Event("shipments/tracking", received); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// BenchmarkGuide normalizes a one-guide request of about 600 bytes, every
+// group but a proof of delivery present, and makes its event: the usual
+// request of the durable ingress path.
+func BenchmarkGuide(b *testing.B) {
+	body := []byte(testutil.AvePayload("guia-1"))
+	received := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		trackings, err := Normalize(body, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := trackings[0].Event("shipments/tracking", received); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

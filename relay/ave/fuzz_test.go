@@ -131,6 +131,9 @@ func FuzzNormalize(f *testing.F) {
 			if !event.ValidID(ev.ID) || !json.Valid(ev.Data) {
 				t.Fatalf("bad event %+v", ev)
 			}
+			if want := refData(t, &tr); !bytes.Equal(ev.Data, want) {
+				t.Fatalf("data %s, encoding/json writes %s", ev.Data, want)
+			}
 			if id, err := event.IDFromData(Source, ev.Data); err != nil || id != ev.ID || tr.EventID() != ev.ID {
 				t.Fatalf("id %s, IDFromData %s (%v), EventID %s", ev.ID, id, err, tr.EventID())
 			}

@@ -226,10 +226,11 @@ func IDFromData(source string, data []byte) (string, error) {
 	c.value(jsonscan.SkipWS(data, 0))
 	c.out = append(c.out, 0)
 	c.flush()
-	var sum [sha256.Size]byte
 	var id [4 + (sha256.Size*8+4)/5]byte
 	copy(id[:], "evt_")
-	idEncoding.Encode(id[4:], c.h.Sum(sum[:0]))
+	// The sum goes into c: a local array would escape through the
+	// hash.Hash interface, an allocation per id.
+	idEncoding.Encode(id[4:], c.h.Sum(c.sum[:0]))
 	return string(id[:4+IDLen]), nil
 }
 
@@ -251,7 +252,8 @@ type canon struct {
 	members []member
 	out     []byte
 	h       hash.Hash // SHA-256
-	hashing bool      // out is flushed into h
+	sum     [sha256.Size]byte
+	hashing bool // out is flushed into h
 }
 
 // canons keeps the buffers of canon between calls.

@@ -173,6 +173,9 @@ func TestCanonicalJSONAsValid(t *testing.T) {
 		if _, err := CanonicalJSON([]byte(in)); err != nil {
 			t.Errorf("CanonicalJSON(%.40q): %v", in, err)
 		}
+		if !Valid([]byte(in)) {
+			t.Errorf("Valid(%.40q) = false", in)
+		}
 	}
 	deep := strings.Repeat(`{"b":2,"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth)
 	want := strings.Repeat(`{"a":`, maxDepth) + `"1"` + strings.Repeat(`,"b":"2"}`, maxDepth)
@@ -209,6 +212,9 @@ func TestCanonicalJSONErrors(t *testing.T) {
 		}
 		if got, err := IDFromData("s", []byte(in)); err == nil {
 			t.Errorf("IDFromData(%.40s) = %s, accepted", in, got)
+		}
+		if Valid([]byte(in)) {
+			t.Errorf("Valid(%.40s) = true", in)
 		}
 	}
 }
@@ -267,6 +273,9 @@ func FuzzCanonicalJSON(f *testing.F) {
 		}
 		if (err == nil) != json.Valid(data) {
 			t.Fatalf("CanonicalJSON error %v, json.Valid %v", err, json.Valid(data))
+		}
+		if Valid(data) != json.Valid(data) {
+			t.Fatalf("Valid %v, json.Valid %v", Valid(data), json.Valid(data))
 		}
 		if err != nil {
 			return
