@@ -13,19 +13,14 @@
 #   bench/edge.sh                    # 15s per route, 2 threads, 64 connections
 #   DURATION=30s CONNS=128 bench/edge.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-15s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 
-if ! command -v wrk >/dev/null 2>&1; then
-	echo "installing wrk (Debian)" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
-
-work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/caddy" ./cmd/caddy
+bench_init edge
+need_wrk
+build_caddy
 
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 admin=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
@@ -53,9 +48,9 @@ http://127.0.0.1:$port {
 	}
 }
 CADDY
-XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" "$work/caddy" run --config "$work/Caddyfile" >"$work/caddy.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$admin/config/" && break; sleep 0.1; done
+"$work/caddy" run --config "$work/Caddyfile" >"$work/caddy.log" 2>&1 &
+track $!
+wait_http "http://127.0.0.1:$admin/config/" || { cat "$work/caddy.log" >&2; exit 1; }
 
 token=$(HOOKRELAY_DEV_SECRET=$secret "$work/caddy" hookrelay token --ttl 2h)
 cp examples/ave-tracking.json "$work/body.json"
@@ -82,4 +77,4 @@ ingress=$(run ingress)
 echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNS -d$DURATION; payload $(wc -c <"$work/body.json") bytes, 1 guide"
 echo "respond  req/s: $respond"
 echo "ingress  req/s: $ingress   (hook_verify HS256 cached + hook_normalize ave_tracking)"
-python3 -c "print('ratio ingress/respond: %.2f' % ($ingress/$respond))"
+echo "ratio ingress/respond: $(ratio2 "$ingress" "$respond")"

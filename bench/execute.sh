@@ -20,6 +20,7 @@
 #   LOADS="1 16" wrk connection counts (1: latency of one caller at a time)
 #   PORT_BASE=18500  ports PORT_BASE .. PORT_BASE+3 on 127.0.0.1
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
@@ -31,26 +32,9 @@ MERCHANT_PORT=$((PORT_BASE + 2))
 MERCHANT_ADMIN=$((PORT_BASE + 3))
 TOKEN=bench-merchant-token
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-
-if ! command -v wrk >/dev/null; then
-	echo "installing wrk" >&2
-	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-
-work=$(mktemp -d /tmp/hookrelay-execute-XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "building cmd/caddy" >&2
-go build -o "$work/caddy" ./cmd/caddy
-export XDG_DATA_HOME=$work/data XDG_CONFIG_HOME=$work/config
+bench_init execute
+need_wrk
+build_caddy
 SEAL=$(head -c 32 /dev/urandom | base64)
 export SEAL
 
@@ -102,11 +86,8 @@ CADDY
 
 start() {
 	"$work/caddy" run --config "$work/$1.Caddyfile" --adapter caddyfile >"$work/$1.log" 2>&1 &
-	pids+=($!)
-	for _ in $(seq 1 300); do
-		curl -fs -o /dev/null "http://127.0.0.1:$2/config/" && return
-		sleep 0.1
-	done
+	track $!
+	wait_http "http://127.0.0.1:$2/config/" && return
 	echo "$1 did not start" >&2
 	cat "$work/$1.log" >&2
 	exit 1
@@ -140,7 +121,12 @@ run_wrk() {
 		"http://127.0.0.1:$PORT$2" -- "$TOKEN" >"$work/wrk.out" 2>&1
 	awk '/^RESULT/ { printf "%.0f %d %d %d %d\n", ($2 - $4) / ($3 / 1e6), $6, $7, $8, $4 + $5 }' "$work/wrk.out"
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+# column_median <file> <column>: the median of that column of run_wrk's lines.
+column_median() {
+	local v
+	mapfile -t v < <(awk -v c="$2" '{ print $c }' "$1")
+	median "${v[@]}"
+}
 
 echo "machine: $(nproc) cores; wrk -t1 -d$DURATION; $ROUNDS alternated runs per path"
 for c in $LOADS; do
@@ -152,16 +138,11 @@ for c in $LOADS; do
 		printf 'c=%-3s round %d  reverse_proxy %s\n' "$c" "$r" "$(tail -1 "$work/proxy.$c")"
 		printf 'c=%-3s round %d  execute       %s\n' "$c" "$r" "$(tail -1 "$work/exec.$c")"
 	done
-	for f in proxy exec; do
-		for col in 1 2 4; do
-			awk -v c=$col '{ print $c }' "$work/$f.$c" | median >"$work/$f.$c.m$col"
-		done
-	done
-	pr=$(cat "$work/proxy.$c.m1") p50=$(cat "$work/proxy.$c.m2") p99=$(cat "$work/proxy.$c.m4")
-	er=$(cat "$work/exec.$c.m1") e50=$(cat "$work/exec.$c.m2") e99=$(cat "$work/exec.$c.m4")
+	pr=$(column_median "$work/proxy.$c" 1) p50=$(column_median "$work/proxy.$c" 2) p99=$(column_median "$work/proxy.$c" 4)
+	er=$(column_median "$work/exec.$c" 1) e50=$(column_median "$work/exec.$c" 2) e99=$(column_median "$work/exec.$c" 4)
 	echo "c=$c medians: reverse_proxy ${pr} req/s p50 ${p50}us p99 ${p99}us;" \
 		"execute ${er} req/s p50 ${e50}us p99 ${e99}us;" \
-		"latency ratio execute/reverse_proxy p50 $(awk -v a="$e50" -v b="$p50" 'BEGIN { printf "%.2f", a / b }')" \
-		"p99 $(awk -v a="$e99" -v b="$p99" 'BEGIN { printf "%.2f", a / b }');" \
-		"throughput ratio $(awk -v a="$er" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')"
+		"latency ratio execute/reverse_proxy p50 $(ratio2 "$e50" "$p50")" \
+		"p99 $(ratio2 "$e99" "$p99");" \
+		"throughput ratio $(ratio2 "$er" "$pr")"
 done

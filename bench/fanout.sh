@@ -20,6 +20,7 @@
 #   FANOUT="1 100" the webhook counts measured
 #   PORT_BASE=18400  ports PORT_BASE .. PORT_BASE+1 on 127.0.0.1
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
@@ -30,26 +31,9 @@ PORT=$PORT_BASE
 ADMIN_PORT=$((PORT_BASE + 1))
 TOKEN=bench-tenant-token
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-
-if ! command -v wrk >/dev/null; then
-	echo "installing wrk" >&2
-	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-
-work=$(mktemp -d /tmp/hookrelay-fanout-XXXXXX)
-relay_pid=
-cleanup() {
-	if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; fi
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "building cmd/caddy" >&2
-go build -o "$work/caddy" ./cmd/caddy
-export XDG_DATA_HOME=$work/data XDG_CONFIG_HOME=$work/config
+bench_init fanout
+need_wrk
+build_caddy
 SEAL=$(head -c 32 /dev/urandom | base64)
 export SEAL
 
@@ -91,11 +75,8 @@ cat >"$work/relay.Caddyfile" <<CADDY
 CADDY
 
 "$work/caddy" run --config "$work/relay.Caddyfile" --adapter caddyfile >"$work/relay.log" 2>&1 &
-relay_pid=$!
-for _ in $(seq 1 300); do
-	curl -fs -o /dev/null "http://127.0.0.1:$ADMIN_PORT/config/" && break
-	sleep 0.1
-done
+track $!
+wait_http "http://127.0.0.1:$ADMIN_PORT/config/"
 
 # run_wrk <path>: prints "requests seconds status_errors socket_errors".
 run_wrk() {
@@ -103,7 +84,6 @@ run_wrk() {
 		"http://127.0.0.1:$PORT$1" -- "run$(date +%s%N)" >"$work/wrk.out" 2>&1
 	awk '/^RESULT/ { printf "%d %.3f %d %d\n", $2, $3 / 1e6, $4, $5 }' "$work/wrk.out"
 }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 stored() { du -sb "$work/queue" | awk '{ print $1 }'; }
 
 # webhooks <n>: deletes the registered webhooks, then registers n paused ones.
@@ -136,6 +116,6 @@ for n in $FANOUT; do
 	ok=$((r_req - r_err))
 	r_rate=$(rate "$ok" "$r_sec")
 	echo "$n webhook(s): durable 201 $r_rate accepted/s ($r_err non-2xx, $r_sock socket errors);" \
-		"ratio to plain $(awk -v a="$r_rate" -v b="$p_rate" 'BEGIN { printf "%.3f", a / b }');" \
+		"ratio to plain $(ratio "$r_rate" "$p_rate");" \
 		"store grew $(awk -v d=$((after - before)) -v n="$ok" 'BEGIN { printf "%.0f", (n > 0 ? d / n : 0) }') B per event"
 done

@@ -22,6 +22,7 @@
 #   WORKERS=       the destination's workers; empty for the default (16)
 #   PORT_BASE=18300  ports PORT_BASE .. PORT_BASE+3 on 127.0.0.1
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
@@ -36,31 +37,9 @@ RECV_PORT=$((PORT_BASE + 2))
 RECV_ADMIN_PORT=$((PORT_BASE + 3))
 SECRET=bench-hmac-secret
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-
-if ! command -v wrk >/dev/null; then
-	echo "installing wrk" >&2
-	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-
-work=$(mktemp -d /tmp/hookrelay-bench-XXXXXX)
-relay_pid=
-recv_pid=
-rss_pid=
-wrk_pid=
-cleanup() {
-	for p in $wrk_pid $rss_pid $recv_pid $relay_pid; do
-		kill "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "building cmd/caddy" >&2
-go build -o "$work/caddy" ./cmd/caddy
-export XDG_DATA_HOME=$work/data XDG_CONFIG_HOME=$work/config
+bench_init ingress
+need_wrk
+build_caddy
 
 sync_line=
 if [ "$SYNC" = always ]; then sync_line="sync always"; fi
@@ -123,24 +102,17 @@ cat >"$work/receiver.Caddyfile" <<EOF
 }
 EOF
 
-wait_http() { # url
-	for _ in $(seq 1 300); do
-		curl -fs -o /dev/null "$1" && return 0
-		sleep 0.1
-	done
-	echo "no answer from $1" >&2
-	return 1
-}
-
 start_receiver() {
 	"$work/caddy" run --config "$work/receiver.Caddyfile" --adapter caddyfile >"$work/receiver.log" 2>&1 &
 	recv_pid=$!
+	track "$recv_pid"
 	wait_http "http://127.0.0.1:$RECV_ADMIN_PORT/config/"
 }
 
 stop_receiver() {
 	kill "$recv_pid"
 	wait "$recv_pid" 2>/dev/null || true
+	untrack "$recv_pid"
 	recv_pid=
 }
 
@@ -151,9 +123,6 @@ metric() {
 }
 delivered() { metric 'hookrelay_delivery_attempts_total{destination="bench_sink",outcome="delivered"}'; }
 enqueued() { metric 'hookrelay_events_enqueued_total'; }
-
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$relay_pid/status"; }
 
@@ -181,6 +150,7 @@ wait_drained() {
 start_receiver
 "$work/caddy" run --config "$work/relay.Caddyfile" --adapter caddyfile >"$work/relay.log" 2>&1 &
 relay_pid=$!
+track "$relay_pid"
 wait_http "http://127.0.0.1:$ADMIN_PORT/config/"
 token=$("$work/caddy" hookrelay token --secret "$SECRET" --ttl 2h)
 
@@ -203,7 +173,7 @@ echo
 echo "(a) ingress, ~1 KB Ave event, 1 destination"
 echo "    plain respond 201 route:   $p_rate req/s ($p_req requests in ${p_sec}s)"
 echo "    durable 201 (hook_relay):  $r_rate accepted/s ($r_req requests, $r_err non-2xx, $r_sock socket errors, in ${r_sec}s)"
-echo "    ratio durable/plain:       $(awk -v a="$r_rate" -v b="$p_rate" 'BEGIN { printf "%.3f", a / b }')"
+echo "    ratio durable/plain:       $(ratio "$r_rate" "$p_rate")"
 
 live=$(rate $((d1 - d0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
 wait_drained 300
@@ -222,6 +192,7 @@ rss_before=$(rss_kb)
 	sleep 0.2
 done ) &
 rss_pid=$!
+track "$rss_pid"
 e0=$(enqueued)
 dl0=$(delivered)
 f0=$(now)
@@ -231,10 +202,11 @@ per_thread=$(((BACKLOG + THREADS - 1) / THREADS))
 wrk -t"$THREADS" -c"$CONNS" -d10m --timeout 30s -s bench/ave.lua \
 	"http://127.0.0.1:$INGRESS_PORT/relay" -- /relay "$token" "fill$(date +%s%N)" "$per_thread" >"$work/wrk.out" 2>&1 &
 wrk_pid=$!
+track "$wrk_pid"
 while kill -0 "$wrk_pid" 2>/dev/null && [ $(($(enqueued) - e0)) -lt "$BACKLOG" ]; do sleep 0.1; done
 kill -INT "$wrk_pid" 2>/dev/null || true
 wait "$wrk_pid" || true
-wrk_pid=
+untrack "$wrk_pid"
 f1=$(now)
 read -r _ _ f_err _ < <(awk '/^RESULT/ { print $2, $3, $4, $5 }' "$work/wrk.out")
 queued=$(($(enqueued) - e0))
@@ -252,7 +224,7 @@ drained=$(($(delivered) - dl0))
 rss_after=$(rss_kb)
 kill "$rss_pid" 2>/dev/null || true
 wait "$rss_pid" 2>/dev/null || true
-rss_pid=
+untrack "$rss_pid"
 echo "(c) backlog of $queued events (filled at $(rate "$queued" "$(awk -v a="$f0" -v b="$f1" 'BEGIN { print b - a }')")/s with the destination down, $f_err non-2xx)"
 echo "    first delivery after the destination came back: $(awk -v a="$back" -v b="$first" 'BEGIN { printf "%.1f", b - a }')s (circuit breaker cool-down)"
 echo "    drain rate:                $(rate $((drained - (dl_first - dl0))) "$(awk -v a="$first" -v b="$done_at" 'BEGIN { print b - a }')") deliveries/s ($drained delivered in $(awk -v a="$first" -v b="$done_at" 'BEGIN { printf "%.1f", b - a }')s from the first one)"

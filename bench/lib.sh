@@ -10,6 +10,7 @@
 #   wait_http <url>       until it answers 2xx (30 s)
 #   rate <n> <seconds>    n/seconds, rounded
 #   ratio <a> <b>         a/b with three decimals
+#   ratio2 <a> <b>        a/b with two decimals
 #   median <numbers...>   their median
 #   now                   seconds since the epoch, with nanoseconds
 
@@ -67,4 +68,5 @@ wait_http() {
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

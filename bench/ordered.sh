@@ -26,17 +26,13 @@
 #   BACKLOG=100000  events of (b)
 set -euo pipefail
 shopt -s inherit_errexit
+. "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-3}
 EVENTS=${EVENTS:-20000}
 BACKLOG=${BACKLOG:-100000}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-
-work=$(mktemp -d /tmp/hookrelay-ordered-XXXXXX)
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
+bench_init ordered
 
 echo "building the relay test binary" >&2
 go test -c -o "$work/relay.test" ./relay/
@@ -56,12 +52,6 @@ bench() {
 
 # metric <unit> <result line>: the value reported with that unit.
 metric() { awk -v u="$1" '{ for (i = 2; i <= NF; i++) if ($i == u) { print $(i - 1); exit } }' <<<"$2"; }
-
-# median <values...>
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-		if (NR % 2) printf "%.0f", v[(NR + 1) / 2]; else printf "%.0f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "go: $(go version)"
@@ -85,16 +75,15 @@ for run in $(seq 1 "$RUNS"); do
 		run_mode ordered
 		run_mode unordered
 	fi
-	ratios+=("$(awk -v a="${ordered[-1]}" -v b="${unordered[-1]}" 'BEGIN { printf "%.3f", a / b }')")
+	ratios+=("$(ratio "${ordered[-1]}" "${unordered[-1]}")")
 	echo "    run $run ratio ordered/unordered: ${ratios[-1]}"
 done
-mu=$(median "${unordered[@]}")
-mo=$(median "${ordered[@]}")
+mu=$(median "${unordered[@]}" | awk '{ printf "%.0f", $1 }')
+mo=$(median "${ordered[@]}" | awk '{ printf "%.0f", $1 }')
 echo "    median unordered:  $mu events/s (${unordered[*]})"
 echo "    median ordered:    $mo events/s (${ordered[*]})"
-echo "    ratio of the medians ordered/unordered: $(awk -v a="$mo" -v b="$mu" 'BEGIN { printf "%.3f", a / b }')"
-echo "    median of the runs' ratios:             $(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END {
-	if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+echo "    ratio of the medians ordered/unordered: $(ratio "$mo" "$mu")"
+echo "    median of the runs' ratios:             $(median "${ratios[@]}" | awk '{ printf "%.3f", $1 }')"
 
 echo
 echo "(b) $BACKLOG ordered events waiting on a destination answering 503"
