@@ -19,7 +19,7 @@
 #   THREADS=2      wrk threads
 #   BACKLOG=100000 events queued for (c)
 #   SYNC=          empty for the default (fsync every 1s), or "always"
-#   WORKERS=       the destination's workers; empty for the default (16)
+#   WORKERS=       the destination's workers; empty for the default (32)
 #   PORT_BASE=18300  ports PORT_BASE .. PORT_BASE+3 on 127.0.0.1
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -154,7 +154,7 @@ track "$relay_pid"
 wait_http "http://127.0.0.1:$ADMIN_PORT/config/"
 token=$("$work/caddy" hookrelay token --secret "$SECRET" --ttl 2h)
 
-echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNS -d$DURATION; sync: ${SYNC:-default (1s)}; workers: ${WORKERS:-default (16)}"
+echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNS -d$DURATION; sync: ${SYNC:-default (1s)}; workers: ${WORKERS:-default (32)}"
 echo "warm-up" >&2
 run_wrk /relay 3s >/dev/null
 wait_drained 120

@@ -42,7 +42,7 @@ type Destination struct {
 	Transform func(event []byte) ([]byte, error)
 	// Retry is the destination's route's retry policy.
 	Retry RetryPolicy
-	// Workers is how many deliveries run at once; 0 means 16.
+	// Workers is how many deliveries run at once; 0 means DefaultWorkers.
 	Workers int
 	// Client, when set, sends this destination's deliveries instead of the
 	// engine's client; webhooks registered over the API use one whose
@@ -105,13 +105,20 @@ func (d *Destination) Validate() error {
 	return nil
 }
 
+// DefaultWorkers is a destination's concurrent attempts unless it says
+// otherwise. On loopback, a destination's attempts wait mostly on the
+// round trip, so fewer leave the machine idle: 16 drained a backlog at
+// about 10,000 deliveries/s on 2 cores where 32 reach about 14,000 (see
+// bench/throughput.sh).
+const DefaultWorkers = 32
+
 func (d *Destination) withDefaults() *Destination {
 	c := *d
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second
 	}
 	if c.Workers == 0 {
-		c.Workers = 16
+		c.Workers = DefaultWorkers
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = 1000
