@@ -303,15 +303,15 @@ const idleAfter = 6
 // destination costs this goroutine, its idle workers and a pull request.
 //
 // A pull request asks for as many messages as the puller has credits for:
-// twice the workers, so that the next messages are at hand when an
-// attempt ends, as each message costs a credit until it is settled. A
-// message is held (and kept from coming back by the heartbeat) from the
-// moment it arrives, and waits at most for a worker, never in a buffer
-// the heartbeat does not see.
+// each message costs one until it is settled, and there are as many as
+// workers plus up to maxPrefetch more, so that the next messages are at
+// hand when an attempt ends. A message is held (and kept from coming
+// back by the heartbeat) from the moment it arrives, and waits at most
+// for a worker, never in a buffer the heartbeat does not see.
 func (r *runner) pull() {
 	defer r.wg.Done()
 	workers := cap(r.slots)
-	credits := make(chan struct{}, 2*workers)
+	credits := make(chan struct{}, workers+min(workers, maxPrefetch))
 	work := make(chan jetstream.Msg, cap(credits))
 	for range workers {
 		r.wg.Add(1)
@@ -340,6 +340,10 @@ func (r *runner) pull() {
 		}
 	}
 }
+
+// maxPrefetch bounds the messages a runner holds beyond those being
+// attempted: they are in memory, and an event may take megabytes.
+const maxPrefetch = 16
 
 // worker attempts the messages the puller hands it, each once a worker
 // slot is free (lanes take slots too), until the puller ends. What it is
