@@ -8,7 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/hookrelay/hookrelay/internal/jsonenc"
 )
 
 // maxDepth is how deep json and the print functions follow nested arrays
@@ -67,7 +68,7 @@ func (w *jsonWriter) value(v any, depth int) error {
 		if len(w.buf)+len(v)+2 > w.limit {
 			return &jsonTooLarge{w.limit}
 		}
-		w.buf = appendJSONString(w.buf, v)
+		w.buf = jsonenc.AppendString(w.buf, v, false)
 	case json.Number:
 		if v == "" {
 			v = "0"
@@ -172,59 +173,3 @@ var encoders = sync.Pool{New: func() any {
 }}
 
 var errTooDeep = fmt.Errorf("the value is nested more than %d levels deep", maxDepth)
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString is encoding/json's string encoding without HTML
-// escaping: quotes, backslashes and control characters escaped, invalid
-// UTF-8 as \ufffd, U+2028 and U+2029 escaped.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
