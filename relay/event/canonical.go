@@ -381,6 +381,30 @@ func literal(b []byte, i int, word string) (int, bool) {
 	return i + len(word), true
 }
 
+// escapeEnd checks the escape whose backslash is at b[i] (\", \\, \/, \b,
+// \f, \n, \r, \t or \u and four hex digits) and returns the offset of
+// its last byte.
+func escapeEnd(b []byte, i int) (int, bool) {
+	if i++; i == len(b) {
+		return 0, false
+	}
+	switch b[i] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i, true
+	case 'u':
+		if len(b)-i <= 4 {
+			return 0, false
+		}
+		for _, h := range b[i+1 : i+5] {
+			if !isHex(h) {
+				return 0, false
+			}
+		}
+		return i + 4, true
+	}
+	return 0, false
+}
+
 // scanString checks the string whose opening quote is at b[i] and returns
 // the offset just past it.
 func scanString(b []byte, i int) (int, bool) {
@@ -397,22 +421,8 @@ func scanString(b []byte, i int) (int, bool) {
 		case ch < 0x20:
 			return 0, false
 		case ch == '\\':
-			if i++; i == len(b) {
-				return 0, false
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i <= 4 {
-					return 0, false
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !isHex(h) {
-						return 0, false
-					}
-				}
-				i += 4
-			default:
+			var ok bool
+			if i, ok = escapeEnd(b, i); !ok {
 				return 0, false
 			}
 		}

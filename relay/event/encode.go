@@ -211,22 +211,8 @@ func (c *compactor) str(i int) (int, bool) {
 		case ch < 0x20:
 			return 0, false
 		case ch == '\\':
-			if i++; i == len(b) {
-				return 0, false
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i <= 4 {
-					return 0, false
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !isHex(h) {
-						return 0, false
-					}
-				}
-				i += 4
-			default:
+			var ok bool
+			if i, ok = escapeEnd(b, i); !ok {
 				return 0, false
 			}
 		case ch == 0xE2:
