@@ -40,12 +40,7 @@ export SEAL
 
 cat >"$work/merchant.Caddyfile" <<CADDY
 {
-	admin 127.0.0.1:$MERCHANT_ADMIN
-	auto_https off
-	skip_install_trust
-	log {
-		level WARN
-	}
+$(caddy_globals "$MERCHANT_ADMIN" WARN)
 }
 :$MERCHANT_PORT {
 	bind 127.0.0.1
@@ -56,12 +51,7 @@ CADDY
 
 cat >"$work/relay.Caddyfile" <<CADDY
 {
-	admin 127.0.0.1:$ADMIN_PORT
-	auto_https off
-	skip_install_trust
-	log {
-		level WARN
-	}
+$(caddy_globals "$ADMIN_PORT" WARN)
 	hookrelay {
 		storage embedded $work/queue
 		webhooks {

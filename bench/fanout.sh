@@ -39,12 +39,7 @@ export SEAL
 
 cat >"$work/relay.Caddyfile" <<CADDY
 {
-	admin 127.0.0.1:$ADMIN_PORT
-	auto_https off
-	skip_install_trust
-	log {
-		level WARN
-	}
+$(caddy_globals "$ADMIN_PORT" WARN)
 	hookrelay {
 		storage embedded $work/queue
 		webhooks {

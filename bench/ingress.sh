@@ -48,12 +48,7 @@ if [ -n "$WORKERS" ]; then workers_line="workers $WORKERS"; fi
 
 cat >"$work/relay.Caddyfile" <<EOF
 {
-	admin 127.0.0.1:$ADMIN_PORT
-	auto_https off
-	skip_install_trust
-	log {
-		level WARN
-	}
+$(caddy_globals "$ADMIN_PORT" WARN)
 	hookrelay {
 		storage embedded $work/queue
 		$sync_line
@@ -88,12 +83,7 @@ EOF
 
 cat >"$work/receiver.Caddyfile" <<EOF
 {
-	admin 127.0.0.1:$RECV_ADMIN_PORT
-	auto_https off
-	skip_install_trust
-	log {
-		level ERROR
-	}
+$(caddy_globals "$RECV_ADMIN_PORT" ERROR)
 }
 
 :$RECV_PORT {

@@ -13,6 +13,9 @@
 #   ratio2 <a> <b>        a/b with two decimals
 #   median <numbers...>   their median
 #   now                   seconds since the epoch, with nanoseconds
+#   caddy_globals <admin port> <log level>
+#                         the global options every script's Caddy takes (admin
+#                         on loopback, no HTTPS, no trust store), for a heredoc
 
 bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bench_pids=()
@@ -70,3 +73,7 @@ rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }';
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+caddy_globals() {
+	printf '\tadmin 127.0.0.1:%s\n\tauto_https off\n\tskip_install_trust\n\tlog {\n\t\tlevel %s\n\t}\n' "$1" "$2"
+}

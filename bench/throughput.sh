@@ -104,12 +104,7 @@ EOF
 
 cat >"$work/relay.Caddyfile" <<EOF
 {
-	admin 127.0.0.1:$ADMIN
-	auto_https off
-	skip_install_trust
-	log {
-		level WARN
-	}
+$(caddy_globals "$ADMIN" WARN)
 	hookrelay {
 		storage embedded $work/queue
 	}
@@ -135,12 +130,7 @@ EOF
 
 cat >"$work/receiver.Caddyfile" <<EOF
 {
-	admin 127.0.0.1:$SEP_ADMIN
-	auto_https off
-	skip_install_trust
-	log {
-		level ERROR
-	}
+$(caddy_globals "$SEP_ADMIN" ERROR)
 }
 
 :$SEP {
@@ -242,12 +232,7 @@ EOF
 	for i in 1 2; do
 		cat >"$work/node$i.Caddyfile" <<EOF
 {
-	admin 127.0.0.1:$((NODE_PORT + 2 * i + 1))
-	auto_https off
-	skip_install_trust
-	log {
-		level WARN
-	}
+$(caddy_globals "$((NODE_PORT + 2 * i + 1))" WARN)
 	hookrelay {
 		storage nats$urls {
 			replicas ${REPLICAS:-3}
