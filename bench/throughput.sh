@@ -365,7 +365,9 @@ phase_cluster() {
 	done
 	# Let the cluster deliver what it took before the next phase.
 	wait_delivered 300 "$ce1" "${wait_args[@]}" || true
-	cl_cpu="Caddy nodes $(per_event "$(minus "$(cpu "${node_pids[@]}")" "$c0")" "$acc"), NATS servers $(per_event "$(minus "$(cpu "${nats_pids[@]}")" "$cn0")" "$acc")"
+	local got=0
+	for i in "${nodes[@]}"; do got=$((got + $(delivered $((NODE_PORT + 2 * i + 1)) sink))); done
+	cl_cpu="Caddy nodes $(per_event "$(minus "$(cpu "${node_pids[@]}")" "$c0")" "$acc"), NATS servers $(per_event "$(minus "$(cpu "${nats_pids[@]}")" "$cn0")" "$acc"); delivered twice so far: $((got - ce1))"
 }
 
 # drain: the separate receiver stopped, BACKLOG events, the receiver back.
