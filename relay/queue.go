@@ -223,8 +223,8 @@ func openQueue(ctx context.Context, st QueueConfig, log *zap.Logger) (*queue, er
 			ServerName: "hookrelay",
 			DontListen: true,
 			MaxPayload: EmbeddedMaxPayload,
-			// Room for a full fetch of large messages: a destination's
-			// workers take up to twice their number of messages at once.
+			// Room for a full fetch of large messages: a destination
+			// takes up to its workers and 16 more messages at once.
 			MaxPending:      EmbeddedMaxPayload * 8,
 			JetStream:       true,
 			StoreDir:        st.Dir,
