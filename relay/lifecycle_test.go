@@ -120,6 +120,54 @@ func TestStoppedWorkerFinishesItsAttempt(t *testing.T) {
 	}
 }
 
+// A runner that stops hands back at once the messages it fetched and did
+// not start: the next runner has them without waiting for their AckWait,
+// and none is attempted twice.
+func TestStoppedRunnerHandsBackWhatItHeld(t *testing.T) {
+	var hung atomic.Int32
+	rc := newReceiver(t, func(n int, _ *http.Request) (int, http.Header) {
+		if hung.Add(1) <= 2 {
+			time.Sleep(time.Second) // both workers busy; the others wait
+		}
+		return http.StatusOK, nil
+	})
+	e := openEngine(t, Options{}) // the default AckWait, 6s
+	if err := e.Apply("cfg", []*Destination{{Name: "app", URL: rc.URL, Workers: 2, Timeout: 5 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	var evs []event.Event
+	for i := range 6 {
+		evs = append(evs, testEvent(i))
+	}
+	if err := e.Enqueue(context.Background(), evs, []string{"app"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "two attempts under way", func() bool { return hung.Load() >= 2 })
+	time.Sleep(100 * time.Millisecond) // the puller fetches the others meanwhile
+	stopped := time.Now()
+	// Other workers: the runner is stopped and replaced.
+	if err := e.Apply("cfg2", []*Destination{{Name: "app", URL: rc.URL, Workers: 3, Timeout: 5 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "every event", func() bool { return rc.count() >= len(evs) })
+	if took := time.Since(stopped); took > 4*time.Second {
+		t.Errorf("the last event came %v after the stop: what the runner held waited for its AckWait", took)
+	}
+	settled(t, e, "app")
+	seen := map[string]int{}
+	for _, r := range rc.got() {
+		seen[r.header.Get("webhook-id")]++
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s attempted %d times", id, n)
+		}
+	}
+	if len(seen) != len(evs) {
+		t.Errorf("%d events delivered, want %d", len(seen), len(evs))
+	}
+}
+
 // An attempt that takes longer than the AckWait is not handed out again:
 // the worker's heartbeat keeps it.
 func TestLongAttemptIsNotHandedOutTwice(t *testing.T) {
