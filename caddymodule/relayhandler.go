@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -392,9 +393,9 @@ func (h *RelayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	dests, stored := h.route(events, few[:0])
 	// Finish storing even if the sender hangs up: what is published must
 	// be waited for, and a failure then is the queue's, not the client's.
-	ctx := newEnqueueContext(r.Context(), enqueueTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	err := h.app.engine.EnqueueEach(ctx, events, dests)
-	ctx.release()
+	cancel()
 	if err != nil {
 		var tooLarge *relay.TooLargeError
 		if errors.As(err, &tooLarge) {
