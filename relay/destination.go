@@ -63,9 +63,8 @@ type Destination struct {
 	// parallel (at most Workers attempts at once). 0 means DefaultLanes.
 	Lanes int
 
-	// target is URL with Query merged in, set by the engine; targetURL
-	// is it parsed (each request gets a copy).
-	target    string
+	// targetURL is URL with Query merged in, set by the engine; each
+	// request gets a copy.
 	targetURL *url.URL
 	// orderPath is OrderBy parsed, set by the engine; nil when unordered.
 	orderPath []string
@@ -129,10 +128,9 @@ func (d *Destination) withDefaults() *Destination {
 	c.orderPath, _ = ParseOrderBy(c.OrderBy)
 	c.Retry = c.Retry.withDefaults()
 	if u, err := mergeQuery(c.URL, c.Query); err == nil {
-		c.target = u.String()
-		// Parsed again from its own text, as a request from target
-		// would be.
-		c.targetURL, _ = url.Parse(c.target)
+		// Parsed again from its text, as a request made from that text
+		// would parse it.
+		c.targetURL, _ = url.Parse(u.String())
 	}
 	return &c
 }
