@@ -143,3 +143,16 @@ func queueCounts(client *http.Client, adminURL, dest string) (QueueCounts, error
 	}
 	return q, json.Unmarshal(b, &q)
 }
+
+// ToBlock is a hook_relay `to` block of a Caddyfile, indented for a
+// route's hook_relay: the destination url named name, with more lines of
+// its options.
+func ToBlock(url, name string, lines ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\t\t\tto %s {\n\t\t\t\tname %s\n", url, name)
+	for _, l := range lines {
+		fmt.Fprintf(&b, "\t\t\t\t%s\n", l)
+	}
+	b.WriteString("\t\t\t}")
+	return b.String()
+}

@@ -58,3 +58,16 @@ func UnsetEnv(t testing.TB, name string) {
 	t.Setenv(name, "") // restores the old value at the end
 	os.Unsetenv(name)
 }
+
+// QueueDir returns a fresh directory under base for one test's embedded
+// queue. base is a package's directory kept by RunIsolated's use, which
+// outlives the test: a config may still use the queue while the next test
+// loads its own.
+func QueueDir(t testing.TB, base string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(base, "queue-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -50,14 +49,7 @@ func TestMain(m *testing.M) {
 }
 
 // queueDir returns a fresh queue directory for one test.
-func queueDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(baseDir, "queue-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func queueDir(t *testing.T) string { return testutil.QueueDir(t, baseDir) }
 
 // globalOptions is the global block every config of this package starts
 // with; hookrelay holds the lines of the hookrelay option besides storage.

@@ -43,15 +43,7 @@ func relayConfig(dir string, tos []string, retry ...string) string {
 }
 
 // to is one destination block.
-func to(url, name string, lines ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\t\t\tto %s {\n\t\t\t\tname %s\n", url, name)
-	for _, l := range lines {
-		fmt.Fprintf(&b, "\t\t\t\t%s\n", l)
-	}
-	b.WriteString("\t\t\t}")
-	return b.String()
-}
+func to(url, name string, lines ...string) string { return testutil.ToBlock(url, name, lines...) }
 
 // generous bounds a gap from above without making the test depend on the
 // machine's speed: it only catches a retry that never comes on schedule.

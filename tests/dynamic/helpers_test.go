@@ -63,14 +63,7 @@ func TestMain(m *testing.M) {
 }
 
 // queueDir returns a fresh queue directory for one test.
-func queueDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(baseDir, "queue-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func queueDir(t *testing.T) string { return testutil.QueueDir(t, baseDir) }
 
 // config is a test's Caddyfile: the package's global options (with
 // merchant_token kept by the server), a hookrelay option with a webhooks

@@ -71,14 +71,7 @@ func start(t *testing.T, caddyfile string) *caddytest.Tester {
 }
 
 // queueDir returns a fresh directory for one test's embedded queue.
-func queueDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(baseDir, "queue-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func queueDir(t *testing.T) string { return testutil.QueueDir(t, baseDir) }
 
 // response is what a test request got back.
 type response struct {

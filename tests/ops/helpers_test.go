@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -49,14 +48,7 @@ func TestMain(m *testing.M) {
 	testutil.RunIsolated(m, func(dir string) { baseDir = dir }, unloadAll)
 }
 
-func queueDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(baseDir, "queue-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func queueDir(t *testing.T) string { return testutil.QueueDir(t, baseDir) }
 
 // config returns a Caddyfile with this package's global options, a fresh
 // queue, and a site on httpPort that relays hookPath (Ave tracking) to

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,14 +48,7 @@ func TestMain(m *testing.M) {
 }
 
 // queueDir returns a fresh queue directory for one test.
-func queueDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(baseDir, "queue-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func queueDir(t *testing.T) string { return testutil.QueueDir(t, baseDir) }
 
 // globalOptions is the global block every in-process config starts with.
 func globalOptions(dir string) string {
@@ -107,15 +99,7 @@ func aveConfig(dir string, tos []string, retry ...string) string {
 }
 
 // to is one destination block.
-func to(url, name string, lines ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\t\t\tto %s {\n\t\t\t\tname %s\n", url, name)
-	for _, l := range lines {
-		fmt.Fprintf(&b, "\t\t\t\t%s\n", l)
-	}
-	b.WriteString("\t\t\t}")
-	return b.String()
-}
+func to(url, name string, lines ...string) string { return testutil.ToBlock(url, name, lines...) }
 
 // load runs config in the in-process Caddy (a reload when one is running)
 // and, when the test ends, replaces it with an empty config so that its

@@ -72,14 +72,7 @@ var (
 var baseDir string
 
 // queueDir returns a fresh queue directory for one test.
-func queueDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(baseDir, "queue-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func queueDir(t *testing.T) string { return testutil.QueueDir(t, baseDir) }
 
 // config is a test's Caddyfile: the package's global options, a hookrelay
 // option with a webhooks block, and one site with the webhook API (both
