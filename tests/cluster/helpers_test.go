@@ -541,13 +541,7 @@ func (s *sender) load(ctx context.Context, nodes []*node, conc, max int) {
 				if max > 0 && i >= max {
 					return
 				}
-				var target *node
-				for k := range nodes {
-					if n := nodes[(i+k)%len(nodes)]; !n.dead.Load() {
-						target = n
-						break
-					}
-				}
+				target := liveNode(nodes, i)
 				if target == nil {
 					return
 				}
@@ -966,4 +960,15 @@ func (s *hookSink) check(t *testing.T) {
 	if len(s.bad) > 0 {
 		t.Errorf("%d bad deliveries, first: %s", len(s.bad), s.bad[0])
 	}
+}
+
+// liveNode is the first node from nodes[i], going round, that is not
+// dead; nil when every one is.
+func liveNode(nodes []*node, i int) *node {
+	for k := range nodes {
+		if n := nodes[(i+k)%len(nodes)]; !n.dead.Load() {
+			return n
+		}
+	}
+	return nil
 }

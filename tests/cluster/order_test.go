@@ -42,13 +42,7 @@ func sendToLive(t testing.TB, nodes []*node) func([]byte) int {
 	var next atomic.Int64
 	return func(body []byte) int {
 		i := int(next.Add(1))
-		var target *node
-		for k := range nodes {
-			if n := nodes[(i+k)%len(nodes)]; !n.dead.Load() {
-				target = n
-				break
-			}
-		}
+		target := liveNode(nodes, i)
 		if target == nil {
 			return 0
 		}
