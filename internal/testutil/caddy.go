@@ -129,19 +129,30 @@ func WaitSettled(t testing.TB, adminURL, dest string, within time.Duration) {
 
 func queueCounts(client *http.Client, adminURL, dest string) (QueueCounts, error) {
 	var q QueueCounts
+	err := DestinationStatus(client, adminURL, dest, &q)
+	return q, err
+}
+
+// DestinationStatus decodes GET /hookrelay/destinations/<dest> of the
+// admin API at adminURL into into. It does not fail the test, so it is
+// safe in goroutines.
+func DestinationStatus(client *http.Client, adminURL, dest string, into any) error {
 	resp, err := client.Get(adminURL + "/hookrelay/destinations/" + dest)
 	if err != nil {
-		return q, err
+		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return q, err
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return q, fmt.Errorf("GET /hookrelay/destinations/%s: %d %s", dest, resp.StatusCode, b)
+		return fmt.Errorf("GET /hookrelay/destinations/%s: %d %s", dest, resp.StatusCode, b)
 	}
-	return q, json.Unmarshal(b, &q)
+	if err := json.Unmarshal(b, into); err != nil {
+		return fmt.Errorf("GET /hookrelay/destinations/%s: %v: %s", dest, err, b)
+	}
+	return nil
 }
 
 // ToBlock is a hook_relay `to` block of a Caddyfile, indented for a

@@ -222,22 +222,8 @@ type destStatus struct {
 // it does not fail the test, so it is safe in goroutines.
 func readStatus(admin, name string) (destStatus, error) {
 	var st destStatus
-	resp, err := httpClient.Get(admin + "/hookrelay/destinations/" + name)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return st, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET /hookrelay/destinations/%s: %d %s", name, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("GET /hookrelay/destinations/%s: %v: %s", name, err, b)
-	}
-	return st, nil
+	err := testutil.DestinationStatus(httpClient, admin, name, &st)
+	return st, err
 }
 
 // status is readStatus that fails the test on an error.
