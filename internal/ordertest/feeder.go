@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -94,6 +95,18 @@ func (f *Feeder) Start(senders, batch int, send func([]byte) int) (done <-chan s
 	return fed, func() {
 		once.Do(func() { close(quit) })
 		<-fed
+	}
+}
+
+// Wait waits until the run that Start began (done, stop) ends; after
+// within it stops the run and fails the test.
+func (f *Feeder) Wait(t testing.TB, done <-chan struct{}, stop func(), within time.Duration) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(within):
+		stop()
+		t.Fatalf("the senders did not finish in %v: %s", within, f.Summary())
 	}
 }
 

@@ -128,12 +128,7 @@ func TestClusterOrderedNodeKilled(t *testing.T) {
 	s.ReleaseAll()
 	t.Logf("killed node %s holding %s status %d, after %d events answered 201", victim.name, K, held, accepted)
 
-	select {
-	case <-fed:
-	case <-time.After(3 * time.Minute):
-		stopFeeding()
-		t.Fatalf("the senders did not finish in 3 minutes: %s", f.Summary())
-	}
+	f.Wait(t, fed, stopFeeding, 3*time.Minute)
 	acked := f.Acked()
 	s.WaitDelivered(t, acked, 90*time.Second)
 	testutil.WaitSettled(t, "http://"+survivor.caddy.AdminAddr, orderedDest, 60*time.Second)

@@ -65,12 +65,7 @@ func TestOrderedManyKeysFlakyReceiver(t *testing.T) {
 	t.Logf("reloaded at %s (in %v) after %d events answered 201, %d attempts", reloadedAt.Format("15:04:05.000000"),
 		time.Since(reloadedAt).Round(time.Millisecond), f.Accepted.Load(), s.Arrived.Load())
 
-	select {
-	case <-fed:
-	case <-time.After(3 * time.Minute):
-		stopFeeding()
-		t.Fatalf("the senders did not finish in 3 minutes: %s", f.Summary())
-	}
+	f.Wait(t, fed, stopFeeding, 3*time.Minute)
 	acked := f.Acked()
 	s.WaitDelivered(t, acked, 2*time.Minute)
 	settled(t, adminURL, dest)

@@ -88,12 +88,7 @@ func TestOrderedKill9(t *testing.T) {
 	runs = append(runs, c)
 	t.Logf("restarted %v after the kill", time.Since(killedAt).Round(time.Millisecond))
 
-	select {
-	case <-fed:
-	case <-time.After(3 * time.Minute):
-		stopFeeding()
-		t.Fatalf("the senders did not finish in 3 minutes: %s", f.Summary())
-	}
+	f.Wait(t, fed, stopFeeding, 3*time.Minute)
 	acked := f.Acked()
 	s.WaitDelivered(t, acked, 2*time.Minute)
 	settled(t, "http://"+adminAddr, dest)
