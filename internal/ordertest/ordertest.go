@@ -44,6 +44,20 @@ func StatusPayload(evs ...Ev) []byte {
 // decodeAve reads the key (data.shipment_id) and status (data.status.code
 // minus one) of a delivered normalized Ave event.
 func decodeAve(body []byte) (Ev, bool) {
+	shipment, status, ok := AveFields(body)
+	if !ok || shipment == "" {
+		return Ev{}, false
+	}
+	code, err := strconv.Atoi(status)
+	if err != nil || code < 1 {
+		return Ev{}, false
+	}
+	return Ev{Key: shipment, Status: code - 1}, true
+}
+
+// AveFields reads data.shipment_id and data.status.code of a delivered
+// normalized Ave event; ok is false when body is not JSON.
+func AveFields(body []byte) (shipment, status string, ok bool) {
 	var e struct {
 		Data struct {
 			ShipmentID string `json:"shipment_id"`
@@ -52,12 +66,8 @@ func decodeAve(body []byte) (Ev, bool) {
 			} `json:"status"`
 		} `json:"data"`
 	}
-	if json.Unmarshal(body, &e) != nil || e.Data.ShipmentID == "" {
-		return Ev{}, false
+	if json.Unmarshal(body, &e) != nil {
+		return "", "", false
 	}
-	code, err := strconv.Atoi(e.Data.Status.Code)
-	if err != nil || code < 1 {
-		return Ev{}, false
-	}
-	return Ev{Key: e.Data.ShipmentID, Status: code - 1}, true
+	return e.Data.ShipmentID, e.Data.Status.Code, true
 }

@@ -42,18 +42,11 @@ func TestOrderedKeylessGoesToLaneZero(t *testing.T) {
 	ave := ordertest.NewSink(t, script)
 	ave.OKDelay = 2 * time.Millisecond
 	ave.Decode = func(body []byte) (ordertest.Ev, bool) {
-		var e struct {
-			Data struct {
-				ShipmentID string `json:"shipment_id"`
-				Status     struct {
-					Code string `json:"code"`
-				} `json:"status"`
-			} `json:"data"`
-		}
-		if json.Unmarshal(body, &e) != nil {
+		shipment, status, ok := ordertest.AveFields(body)
+		if !ok {
 			return ordertest.Ev{}, false
 		}
-		i, ok := place[e.Data.ShipmentID+"/"+e.Data.Status.Code]
+		i, ok := place[shipment+"/"+status]
 		return ordertest.Ev{Key: aveDest, Status: i}, ok
 	}
 	raw := ordertest.NewSink(t, script)
